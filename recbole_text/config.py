@@ -1,0 +1,94 @@
+"""RecBole ``Config`` with this package's YAML layered in and explicit overrides instead of ``sys.argv``.
+
+Merge order (later wins): RecBole's own defaults < ``properties/overall.yaml`` < ``properties/model/<M>.yaml``
+< ``properties/dataset/<D>.yaml`` < user ``config_files`` < ``config_dict`` (the CLI's ``--key=value``).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from recbole_text import compat  # noqa: F401  (NumPy aliases before RecBole's Config runs)
+from recbole.config import Config
+
+PROPERTIES = Path(__file__).resolve().parent.parent / "properties"
+
+
+def package_config_files(model_name: str, dataset: str) -> list[str]:
+    candidates = [
+        PROPERTIES / "overall.yaml",
+        PROPERTIES / "model" / f"{model_name}.yaml",
+        PROPERTIES / "dataset" / f"{dataset}.yaml",
+    ]
+    return [str(p) for p in candidates if p.is_file()]
+
+
+def parse_value(text: str):
+    """``--key=value`` text → Python value with YAML's safe rules (``1e-3`` is a float too); never ``eval``."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+class TextConfig(Config):
+    """RecBole's ``Config`` that (1) reads overrides from ``config_dict`` only, never from ``sys.argv``,
+    (2) makes ``data_path``/``checkpoint_dir`` absolute (Ray trials run elsewhere), (3) leaves an existing
+    ``CUDA_VISIBLE_DEVICES`` alone (Ray hands GPUs to trials through it), (4) refuses pickled caches."""
+
+    def __init__(self, model, dataset, config_file_list=None, config_dict=None):
+        from recbole_text.registry import get_model
+
+        model_class = get_model(model) if isinstance(model, str) else model
+        files = package_config_files(model_class.__name__, dataset) + list(config_file_list or [])
+        for path in files:
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"{path}: config file not found")
+        config_dict = compat.refuse_pickle_caches(dict(config_dict or {}))
+        super().__init__(model=model_class, dataset=dataset, config_file_list=files, config_dict=config_dict)
+        for key in ("data_path", "checkpoint_dir"):
+            self.final_config_dict[key] = os.path.abspath(self.final_config_dict[key])
+        if self.final_config_dict.get("benchmark_filename"):
+            self._presplit_presets()
+
+    def _presplit_presets(self):
+        """Pre-split files carry the history as ``item_id_list``: load it and share item_id's vocabulary."""
+        final = self.final_config_dict
+        history = final["ITEM_ID_FIELD"] + final["LIST_SUFFIX"]
+        inter_cols = (final.get("load_col") or {}).get("inter")
+        if inter_cols is not None and history not in inter_cols:
+            final["load_col"]["inter"] = list(inter_cols) + [history]
+        aliases = list(final.get("alias_of_item_id") or [])
+        if history not in aliases:
+            final["alias_of_item_id"] = aliases + [history]
+
+    def _load_cmd_line(self):
+        return {}
+
+    def _load_variable_config_dict(self, config_dict):
+        # RecBole eval()s string values here; ours are already parsed (see parse_value), so keep them as given.
+        return dict(config_dict) if config_dict else {}
+
+    def _init_device(self):
+        if "local_rank" in self.final_config_dict:  # RecBole's own multi-GPU launcher
+            return super()._init_device()
+        import torch
+
+        gpu_id = self.final_config_dict.get("gpu_id")
+        gpu_id = ",".join(map(str, gpu_id)) if isinstance(gpu_id, (tuple, list)) else str(gpu_id or "")
+        self.final_config_dict["gpu_id"] = gpu_id
+        if gpu_id and "CUDA_VISIBLE_DEVICES" not in os.environ:
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu_id
+        use_gpu = bool(self.final_config_dict.get("use_gpu", True)) and torch.cuda.is_available()
+        self.final_config_dict["use_gpu"] = use_gpu
+        self.final_config_dict["single_spec"] = True
+        self.final_config_dict["local_rank"] = 0
+        self.final_config_dict["device"] = torch.device("cuda" if use_gpu else "cpu")

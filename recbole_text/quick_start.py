@@ -1,0 +1,154 @@
+"""``run()``: one training + evaluation job through RecBole's trainer and evaluator (never
+``recbole.quick_start``, which imports Ray and unpickles caches)."""
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import resource
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from time import perf_counter
+
+from recbole_text import compat  # noqa: F401
+from recbole.utils import init_logger, init_seed
+
+from recbole_text.config import TextConfig
+from recbole_text.data import create_dataset, data_preparation
+from recbole_text.data.atomic import atomic_write
+from recbole_text.data.text_dataset import DatasetNotFoundError
+from recbole_text.registry import get_model, get_trainer
+
+DEFAULT_MODEL = "SASRec"
+DEFAULT_DATASET = "ml-100k-text"
+EMBEDDED_DATASETS = {"ml-100k-text"}  # built from RecBole's wheel on first use, no download
+
+
+def ensure_dataset(config) -> None:
+    """Build an embedded dataset on first use; otherwise say exactly how to build a missing one."""
+    folder = Path(config["data_path"])
+    if folder.is_dir():
+        return
+    from recbole_text.data.converters import convert_ml100k, converter_command
+
+    name = config["dataset"]
+    if name in EMBEDDED_DATASETS:
+        logging.getLogger().info(f"building the embedded dataset {name} into {folder}")
+        convert_ml100k(folder.parent, name=name)
+        return
+    raise DatasetNotFoundError(
+        f"dataset {name!r} not found at {folder}. Build it with:\n  {converter_command(name)}"
+        f"\n(or point --data_path at the folder that holds {name}/)"
+    )
+
+
+def build_config(model, dataset, config_file_list=None, config_dict=None) -> TextConfig:
+    return TextConfig(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+
+
+def run(
+    model: str = DEFAULT_MODEL,
+    dataset: str = DEFAULT_DATASET,
+    config_file_list=None,
+    config_dict=None,
+    saved: bool = True,
+    resume: str | None = None,
+    result_file: str | None = None,
+    epoch_callbacks=(),
+) -> dict:
+    """Train ``model`` on ``dataset``, evaluate the best checkpoint on the test split, return the metrics.
+
+    ``config_dict`` holds ``--key=value`` overrides. ``resume`` continues from a checkpoint of the same model.
+    ``result_file`` (``.json``) also receives the run record and a training-curve plot beside it.
+    """
+    started = perf_counter()
+    config = build_config(model, dataset, config_file_list, config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = logging.getLogger()
+    logger.info(config)
+    ensure_dataset(config)
+
+    data = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, data)
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model_obj = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    logger.info(model_obj)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model_obj)
+    trainer.epoch_callbacks.extend(epoch_callbacks)
+    if resume:
+        trainer.resume_checkpoint(resume)
+
+    show = config["show_progress"]
+    best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, saved=saved, show_progress=show)
+    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=show)
+    result = summarize(config, trainer, best_valid_score, best_valid_result, test_result, perf_counter() - started)
+    logger.info(f"test result: {result['test_result']}")
+    if result_file:
+        write_run_record(result, result_file)
+    return result
+
+
+def summarize(config, trainer, best_valid_score, best_valid_result, test_result, wall_s) -> dict:
+    history = trainer.history
+    best = max(history, key=lambda r: r["valid_score"] * (1 if trainer.valid_metric_bigger else -1), default=None)
+    train_seconds = [r["train_s"] for r in history]
+    return {
+        "model": config["model"],
+        "dataset": config["dataset"],
+        "valid_metric": config["valid_metric"],
+        "best_valid_score": float(best_valid_score),
+        "best_valid_result": {k: float(v) for k, v in (best_valid_result or {}).items()},
+        "test_result": {k: float(v) for k, v in (test_result or {}).items()},
+        "epochs_run": len(history),
+        "best_epoch": best["epoch"] if best else None,
+        "time_to_best_s": best["elapsed_s"] if best else None,
+        "seconds_per_epoch": sum(train_seconds) / len(train_seconds) if train_seconds else None,
+        "valid_seconds_per_epoch": sum(r["valid_s"] for r in history) / len(history) if history else None,
+        "wall_time_s": wall_s,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "checkpoint": trainer.saved_model_file,
+        "history": history,
+        "machine": machine_description(),
+        "command": " ".join(sys.argv),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def machine_description() -> str:
+    import os
+
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
+    return (
+        f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, {device}, "
+        f"Python {platform.python_version()}, torch {torch.__version__}"
+    ).replace("  ", " ")
+
+
+def write_run_record(result: dict, path) -> None:
+    """The run as JSON, and its training curve (loss and validation metric per epoch) as ``<path>.png``."""
+    path = Path(path)
+    with atomic_write(path) as f:
+        json.dump(result, f, indent=2)
+    if result["history"]:
+        plot_training_curve(result, path.with_suffix(".png"))
+
+
+def plot_training_curve(result: dict, png_path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in result["history"]]
+    fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(10, 3.5))
+    loss_ax.plot(epochs, [r["train_loss"] for r in result["history"]], marker="o")
+    loss_ax.set(xlabel="epoch", ylabel="training loss", title=f"{result['model']} on {result['dataset']}")
+    metric_ax.plot(epochs, [r["valid_score"] for r in result["history"]], marker="o", color="tab:green")
+    metric_ax.set(xlabel="epoch", ylabel=f"valid {result['valid_metric']}", title="validation")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
