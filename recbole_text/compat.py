@@ -65,10 +65,10 @@ def plain(value):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
+    if isinstance(value, np.generic):  # before the str/float check: np.float64 and np.str_ subclass them
+        return value.item()
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
-    if isinstance(value, np.generic):
-        return value.item()
     return str(value)  # enums, torch.device, classes: kept readable, never executable
 
 

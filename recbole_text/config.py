@@ -83,7 +83,10 @@ class TextConfig(Config):
         import torch
 
         gpu_id = self.final_config_dict.get("gpu_id")
-        gpu_id = ",".join(map(str, gpu_id)) if isinstance(gpu_id, (tuple, list)) else str(gpu_id or "")
+        if isinstance(gpu_id, (tuple, list)):
+            gpu_id = ",".join(map(str, gpu_id))
+        else:
+            gpu_id = "" if gpu_id is None else str(gpu_id)  # not `gpu_id or ""`: the int 0 (--gpu_id=0) is a GPU
         self.final_config_dict["gpu_id"] = gpu_id
         if gpu_id and "CUDA_VISIBLE_DEVICES" not in os.environ:
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu_id

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 from functools import lru_cache
 
@@ -25,8 +26,10 @@ class UnknownModelError(ValueError):
 
 
 def _module_names(package: str) -> list[str]:
-    module = importlib.import_module(package)
-    return [m.name for m in pkgutil.iter_modules(module.__path__) if not m.name.startswith("_")]
+    """Submodules of ``package`` without importing it (RecBole's exlib package imports lightgbm/xgboost)."""
+    spec = importlib.util.find_spec(package)
+    locations = spec.submodule_search_locations if spec else None
+    return [m.name for m in pkgutil.iter_modules(locations or []) if not m.name.startswith("_")]
 
 
 def _class_in(module, name: str):
@@ -62,11 +65,15 @@ def get_model(name: str):
             return getattr(importlib.import_module(module_name), model_name)
     try:
         return recbole_get_model(name)
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, ImportError):  # ImportError: exlib models need lightgbm/xgboost
         pass
     for package in RECBOLE_MODEL_PACKAGES:  # RecBole needs the exact class spelling; accept any case
         if name.lower() in _module_names(f"recbole.model.{package}"):
-            cls = _class_in(importlib.import_module(f"recbole.model.{package}.{name.lower()}"), name)
+            try:
+                module = importlib.import_module(f"recbole.model.{package}.{name.lower()}")
+            except ImportError as e:
+                raise UnknownModelError(f"model {name!r} needs a package that is not installed: {e}") from None
+            cls = _class_in(module, name)
             if cls is not None:
                 return cls
     raise UnknownModelError(

@@ -15,6 +15,10 @@ from time import perf_counter
 from recbole_text.compat import load_checkpoint, save_checkpoint
 
 
+class _TimeBudgetReached(Exception):
+    pass
+
+
 class SafeCheckpointMixin:
     def __init__(self, config, model):
         super().__init__(config, model)
@@ -22,14 +26,26 @@ class SafeCheckpointMixin:
         self._fit_started = None
         self._epoch_train = {}
         self.epoch_callbacks = []  # called as fn(record) after each validation
+        self.time_budget_s = config["time_budget_s"]  # stop starting new epochs after this many seconds
+        self.stopped_by = None
 
     # --- records -------------------------------------------------------------------------------------
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         self._fit_started = perf_counter()
-        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        try:
+            result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        except _TimeBudgetReached:
+            self.logger.info(f"time budget of {self.time_budget_s} s reached; best epoch kept")
+            self.stopped_by = "time_budget"
+            return self.best_valid_score, self.best_valid_result
+        last_epoch = self.history[-1]["epoch"] if self.history else -1
+        self.stopped_by = "epochs" if last_epoch + 1 >= self.epochs else "early_stopping"
+        return result
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         start = perf_counter()
+        if self.time_budget_s and self._fit_started and start - self._fit_started > self.time_budget_s:
+            raise _TimeBudgetReached()
         loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
         total = sum(loss) if isinstance(loss, tuple) else loss
         self._epoch_train = {"epoch": epoch_idx, "train_loss": float(total), "train_s": perf_counter() - start}

@@ -1,0 +1,98 @@
+"""Benchmark harness: run models on a dataset through the CLI and record what each run cost and scored.
+
+    python benchmarks/run.py --dataset ml-100k-text --models SASRec BERT4Rec -- --epochs=50
+
+Each model runs as its own ``run_recbole_text.py`` process (so its peak RSS is its own). Results accumulate in
+``benchmarks/results/<dataset>.json`` (keyed by label, default the model name) and are rendered to
+``<dataset>.md`` with the machine, command and date; each run's training curve is saved as
+``benchmarks/results/<dataset>-<label>.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+RUNS = ROOT / "benchmarks" / "runs"
+METRICS = ("recall@10", "ndcg@10", "mrr@10", "recall@50", "ndcg@50", "mrr@50")
+
+
+def run_one(model: str, dataset: str, label: str, overrides: list[str]) -> dict:
+    RUNS.mkdir(parents=True, exist_ok=True)
+    record_path = RUNS / f"{dataset}-{label}.json"
+    log_path = RUNS / f"{dataset}-{label}.log"
+    command = [sys.executable, "run_recbole_text.py", f"--model={model}", f"--dataset={dataset}",
+               f"--result_file={record_path}", "--show_progress=False", *overrides]
+    print(f"[bench] {' '.join(command)}  (log: {log_path.relative_to(ROOT)})", flush=True)
+    started = time.perf_counter()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        tail = log_path.read_text(errors="replace").splitlines()[-15:]
+        raise RuntimeError(f"{model} on {dataset} failed:\n" + "\n".join(tail))
+    record = json.loads(record_path.read_text())
+    record.update(label=label, process_wall_s=wall, process_peak_rss_mb=usage.ru_maxrss / 1024,
+                  command=" ".join(["python"] + command[1:]))
+    png = record_path.with_suffix(".png")
+    if png.exists():
+        shutil.copy(png, RESULTS / f"{dataset}-{label}.png")
+    return record
+
+
+def render_markdown(dataset: str, records: dict) -> str:
+    lines = [f"# Benchmarks on {dataset}", ""]
+    lines.append("Test metrics of the best-validation checkpoint (full ranking over all items, leave-one-out).")
+    lines.append("")
+    header = ["label", "model", *METRICS, "epochs", "best epoch", "stopped by", "time to best (s)",
+              "s/epoch (train)", "s/valid", "wall (s)", "peak RSS (MB)"]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for label, r in sorted(records.items()):
+        test = r["test_result"]
+        row = [label, r["model"], *(f"{test.get(m, float('nan')):.4f}" for m in METRICS), str(r["epochs_run"]),
+               str(r["best_epoch"]), str(r.get("stopped_by")), f"{r['time_to_best_s']:.0f}",
+               f"{r['seconds_per_epoch']:.1f}", f"{r['valid_seconds_per_epoch']:.1f}", f"{r['process_wall_s']:.0f}",
+               f"{r['process_peak_rss_mb']:.0f}"]
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    for label, r in sorted(records.items()):
+        lines += [f"## {label}", "", f"- command: `{r['command']}`", f"- machine: {r['machine']}",
+                  f"- date: {r['date']}", f"- training curve: `{dataset}-{label}.png`", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--models", nargs="+", required=True)
+    parser.add_argument("--label_suffix", default="", help="appended to each model name to form its label")
+    parser.add_argument("overrides", nargs=argparse.REMAINDER, help="after --: --key=value settings for every run")
+    args = parser.parse_args(argv)
+    overrides = [o for o in args.overrides if o != "--"]
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    json_path = RESULTS / f"{args.dataset}.json"
+    records = json.loads(json_path.read_text()) if json_path.exists() else {}
+    for model in args.models:
+        label = model + args.label_suffix
+        records[label] = run_one(model, args.dataset, label, overrides)
+        records[label]["recorded"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        json_path.write_text(json.dumps(records, indent=2))
+        (RESULTS / f"{args.dataset}.md").write_text(render_markdown(args.dataset, records))
+        test = records[label]["test_result"]
+        print(f"[bench] {label}: " + ", ".join(f"{m}={test[m]:.4f}" for m in METRICS if m in test), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

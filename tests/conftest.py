@@ -1,0 +1,71 @@
+"""Shared fixtures: tiny synthetic text datasets and the location of the real benchmark data."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SCIENTIFIC_SRC = REPO.parent / "shared" / "data" / "Scientific"
+
+# Settings that make RecBole's models train in seconds on tiny data (no progress bars in test logs).
+FAST = {
+    "show_progress": False,
+    "hidden_size": 16,
+    "inner_size": 32,
+    "n_layers": 1,
+    "n_heads": 1,
+    "embedding_size": 16,
+    "MAX_ITEM_LIST_LENGTH": 10,
+    "train_batch_size": 256,
+    "eval_batch_size": 256,
+    "epochs": 1,
+    "state": "WARNING",
+}
+
+
+def write_tiny_dataset(root: Path, name: str = "tiny", users: int = 60, items: int = 60, length: int = 12) -> Path:
+    """A chronological dataset with a learnable pattern (user u sees items u, u+1, u+2, ... mod ``items``)
+    and an ``.itemtext`` where item 1 has no text and item 2's title holds a TAB, a newline and a quote."""
+    from recbole_text.data.atomic import write_atomic_file, write_item_text
+
+    folder = root / name
+    rows = []
+    for user in range(users):
+        for step in range(length):
+            item = (user + step) % items + 1
+            rows.append((f"u{user}", f"i{item}", user * 1000 + step))
+    write_atomic_file(folder / f"{name}.inter",
+                      [("user_id", "token"), ("item_id", "token"), ("timestamp", "float")], rows)
+    texts = []
+    for item in range(1, items + 1):
+        if item == 1:
+            continue
+        title = 'Tab\there, "quoted"\nsecond line' if item == 2 else f"Item number {item}"
+        texts.append((f"i{item}", {"title": title, "brand": f"Brand {item % 3}"}))
+    write_item_text(folder / f"{name}.itemtext", ["title", "brand"], texts)
+    return folder
+
+
+@pytest.fixture
+def tiny_data(tmp_path) -> Path:
+    """``data_path`` holding the dataset ``tiny``."""
+    write_tiny_dataset(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def in_tmp_cwd(tmp_path, monkeypatch):
+    """Run with the working directory in tmp (RecBole writes log/ and saved/ relative to it)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def scientific_src() -> Path:
+    if not (SCIENTIFIC_SRC / "Scientific.text").is_file():
+        pytest.skip(f"the shared Scientific data is not at {SCIENTIFIC_SRC}")
+    return SCIENTIFIC_SRC
