@@ -1,6 +1,8 @@
 """Tests of recbole_text.registry: model lookup (package first, RecBole second, any case) and safe trainers."""
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 from recbole.model.general_recommender.bpr import BPR
 from recbole.model.sequential_recommender.bert4rec import BERT4Rec
@@ -46,12 +48,20 @@ def test_recbole_model_any_case(name, expected):
     assert get_model(name) is expected
 
 
-@pytest.mark.parametrize("name", ["NoSuchModel", "sasrec2", "x"])
+@pytest.mark.parametrize("name", ["NoSuchModel", "sasrec2", "x", "no.such"])
 def test_unknown_model(name):
     with pytest.raises(UnknownModelError) as info:
         get_model(name)
     assert repr(name) in str(info.value)
     assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("lightgbm") is not None, reason="lightgbm is installed")
+def test_model_with_missing_dependency_says_so():
+    with pytest.raises(UnknownModelError) as info:
+        get_model("LightGBM")
+    assert "lightgbm" in str(info.value)
+    assert "not installed" in str(info.value)
 
 
 def test_package_models_win_over_recbole(monkeypatch):
