@@ -167,6 +167,8 @@ def write_atomic_file(path, header: Sequence[tuple[str, str]], rows: Iterable[Se
     with atomic_write(path) as f:
         f.write("\t".join(f"{name}:{ftype}" for name, ftype in header) + "\n")
         for row in rows:
+            if len(row) != len(kinds):
+                raise ValueError(f"{path}: row {count + 1} has {len(row)} cells, the header {len(kinds)}")
             cells = []
             for value, kind in zip(row, kinds):
                 value = "" if value is None else str(value)
