@@ -84,10 +84,20 @@ def run(
     best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, saved=saved, show_progress=show)
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=show)
     result = summarize(config, trainer, best_valid_score, best_valid_result, test_result, perf_counter() - started)
+    if config["calibration_report"]:
+        result["calibration"] = calibration_rows(config, model_obj, test_data)
     logger.info(f"test result: {result['test_result']}")
     if result_file:
         write_run_record(result, result_file)
     return result
+
+
+def calibration_rows(config, model, test_data) -> list[dict]:
+    """σ(score) vs observed hit rate by rank bucket on the test split (best checkpoint already loaded)."""
+    from recbole_text.evaluation.calibration import calibration_table, collect_full_scores
+
+    scores, targets = collect_full_scores(model, test_data, config["device"], config["exclude_seen_items"])
+    return calibration_table(scores, targets)
 
 
 def summarize(config, trainer, best_valid_score, best_valid_result, test_result, wall_s) -> dict:
@@ -136,6 +146,11 @@ def write_run_record(result: dict, path) -> None:
         json.dump(result, f, indent=2)
     if result["history"]:
         plot_training_curve(result, path.with_suffix(".png"))
+    if result.get("calibration"):
+        from recbole_text.evaluation.calibration import write_calibration_report
+
+        label = f"{result['model']} ({result['dataset']})"
+        write_calibration_report({label: result["calibration"]}, path.with_name(path.stem + "-calibration"))
 
 
 def plot_training_curve(result: dict, png_path) -> None:

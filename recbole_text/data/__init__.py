@@ -13,6 +13,7 @@ from recbole.data.utils import create_samplers, get_dataloader
 from recbole.utils import ModelType
 
 from recbole_text.data.atomic import AtomicFileError
+from recbole_text.data.sequence_data import SequenceTrainDataLoader
 from recbole_text.data.text_dataset import DatasetNotFoundError, TextSequentialDataset, check_dataset_files
 
 
@@ -35,6 +36,17 @@ def create_dataset(config):
     return dataset
 
 
+def sequence_train_loader(config, train_set) -> SequenceTrainDataLoader:
+    from recbole_text.registry import get_model
+
+    if not getattr(get_model(config["model"]), "supports_sequence_training", False):
+        raise ValueError(
+            f"train_strategy={config['train_strategy']!r} needs a model that takes per-position or RSS targets "
+            f"(this package's SeqSASRec, gSASRec, SeqGRU4Rec); {config['model']} trains on RecBole's prefix rows"
+        )
+    return SequenceTrainDataLoader(config, train_set, shuffle=config["shuffle"])
+
+
 def data_preparation(config, dataset):
     """Split by ``eval_args`` and build train/valid/test loaders (RecBole's logic minus the pickle cache)."""
     built = dataset.build()
@@ -46,6 +58,8 @@ def data_preparation(config, dataset):
         args = config["train_neg_sample_args"]
         kg_sampler = KGSampler(dataset, args["distribution"], args["alpha"])
         train = get_dataloader(config, "train")(config, train_set, train_sampler, kg_sampler, shuffle=True)
+    elif config["train_strategy"] in ("sequence", "rss"):
+        train = sequence_train_loader(config, train_set)
     else:
         train = get_dataloader(config, "train")(config, train_set, train_sampler, shuffle=config["shuffle"])
     valid = get_dataloader(config, "valid")(config, valid_set, valid_sampler, shuffle=False)

@@ -1,0 +1,82 @@
+"""Base class for this package's sequential models: one encoder, every training strategy, every loss.
+
+A subclass gives ``encode(item_seq, item_seq_len) → (batch, max_len, d)`` (the state at every position; causal,
+so position t sees items ≤ t) and ``output_embeddings() → (n_items, d)``. This class then provides RecBole's
+contract for all training strategies of :mod:`recbole_text.data.sequence_data`:
+
+=================  ==============================================  =====================================
+batch holds        states used                                     targets
+=================  ==============================================  =====================================
+``target_id_list`` every position (loss at every position)          the next item at each position
+``rss_targets``    the last input position                         the sampled RSS target set
+``item_id``        the last input position (RecBole's prefix rows)  the next item
+=================  ==============================================  =====================================
+
+``loss_type``: ``CE`` (softmax over all items), ``BCE`` (binary over all items), ``gBCE`` (k sampled negatives,
+calibrated by ``gbce_t``; see :mod:`recbole_text.model.losses`).
+"""
+from __future__ import annotations
+
+import torch
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.utils import InputType
+
+from recbole_text.data.sequence_data import RSS_TARGETS, TARGETS
+from recbole_text.model import losses
+
+LOSSES = ("CE", "BCE", "gBCE")
+
+
+class SequenceLossRecommender(SequentialRecommender):
+    input_type = InputType.POINTWISE  # RecBole's negative sampler stays off; gBCE samples its own negatives
+    supports_sequence_training = True
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.loss_type = config["loss_type"]
+        if self.loss_type not in LOSSES:
+            raise ValueError(f"{type(self).__name__}: loss_type must be one of {LOSSES}, got {self.loss_type!r}")
+        self.num_negatives = int(config["num_negatives"] or 0)
+        self.gbce_t = float(config["gbce_t"] or 0.0)
+        if self.loss_type == "gBCE":
+            if not 0 < self.num_negatives < self.n_items - 1:
+                raise ValueError(f"num_negatives must be in 1..{self.n_items - 2}, got {self.num_negatives}")
+            self.gbce_beta = losses.gbce_beta(self.num_negatives, self.n_items - 1, self.gbce_t)
+
+    def encode(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def output_embeddings(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, item_seq, item_seq_len):
+        """State at the last real position: (batch, d)."""
+        return self.gather_indexes(self.encode(item_seq, item_seq_len), item_seq_len - 1)
+
+    def calculate_loss(self, interaction):
+        item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
+        if TARGETS in interaction:
+            states = self.encode(item_seq, item_seq_len)  # (B, L, d)
+            targets = interaction[TARGETS][:, :, None]  # (B, L, 1)
+        else:
+            states = self.forward(item_seq, item_seq_len)[:, None, :]  # (B, 1, d)
+            found = interaction[RSS_TARGETS] if RSS_TARGETS in interaction else interaction[self.POS_ITEM_ID][:, None]
+            targets = found[:, None, :]  # (B, 1, T)
+        return self.loss(states, targets)
+
+    def loss(self, states: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        embeddings = self.output_embeddings()
+        if self.loss_type == "CE":
+            return losses.softmax_ce(states, targets, embeddings)
+        if self.loss_type == "BCE":
+            return losses.full_bce(states, targets, embeddings)
+        negatives = losses.sample_negatives(states.shape[0], self.num_negatives, self.n_items, states.device)
+        return losses.gbce(states, targets, embeddings, negatives, self.gbce_beta)
+
+    def predict(self, interaction):
+        state = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        return (state * self.output_embeddings()[interaction[self.ITEM_ID]]).sum(-1)
+
+    def full_sort_predict(self, interaction):
+        state = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        return state @ self.output_embeddings().T  # (B, n_items)

@@ -1,0 +1,76 @@
+"""Losses for next-item prediction, all on the same shapes.
+
+``states`` (batch, positions, d) are the sequence representations, ``targets`` (batch, positions, T) the true
+next items per position (0 = padding / no target). ``T`` is 1 for shifted-sequence training and the size of
+the sampled target set for RSS.
+
+* :func:`softmax_ce` — softmax cross-entropy over **all** items (SASRec-CE, BERT4Rec-style).
+* :func:`full_bce` — binary cross-entropy over **all** items with the targets as positives (RSS's BCE).
+* :func:`gbce` — gSASRec's generalised BCE with ``k`` uniformly sampled negatives (memory independent of
+  the catalogue size):
+
+  .. math::
+      α = k/(N − 1),\\quad β = α\\,(t(1 − 1/α) + 1/α) = 1 − t(1 − α)
+
+      L = −\\frac{1}{k+1}\\Big[\\log σ(s^+)^β + \\sum_{j=1}^{k} \\log(1 − σ(s^-_j))\\Big]
+        = \\frac{1}{k+1}\\Big[β\\,\\mathrm{softplus}(−s^+) + \\sum_j \\mathrm{softplus}(s^-_j)\\Big]
+
+  ``t = 0`` gives β = 1, plain BCE with sampled negatives; ``t = 1`` is fully calibrated.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def gbce_beta(num_negatives: int, catalogue_size: int, t: float) -> float:
+    """β = 1 − t(1 − α), α = k / (N − 1)."""
+    if catalogue_size < 2:
+        raise ValueError("gBCE needs at least two items")
+    alpha = num_negatives / (catalogue_size - 1)
+    return 1.0 - t * (1.0 - alpha)
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (values * mask).sum() / mask.sum().clamp(min=1)
+
+
+def softmax_ce(states: torch.Tensor, targets: torch.Tensor, item_embeddings: torch.Tensor) -> torch.Tensor:
+    """Mean over (position, target) pairs of −log softmax(states · Eᵀ)[target]; padding id 0 never wins."""
+    logits = states @ item_embeddings.T  # (B, P, N)
+    logits[..., 0] = float("-inf")
+    log_probs = torch.log_softmax(logits, dim=-1)
+    picked = torch.gather(log_probs, 2, targets)  # (B, P, T)
+    mask = targets > 0
+    return -_masked_mean(torch.where(mask, picked, 0.0), mask)
+
+
+def full_bce(states: torch.Tensor, targets: torch.Tensor, item_embeddings: torch.Tensor) -> torch.Tensor:
+    """BCE over all real items (ids ≥ 1): targets are positives, every other item a negative."""
+    logits = (states @ item_embeddings.T)[..., 1:]  # (B, P, N−1)
+    labels = torch.zeros_like(logits)
+    # padding (0) maps to column 0 with value 0; "amax" keeps a real target's 1 written to the same column
+    labels.scatter_reduce_(2, (targets - 1).clamp(min=0), (targets > 0).to(logits.dtype), reduce="amax")
+    loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(-1)  # (B, P)
+    return _masked_mean(loss, (targets > 0).any(-1))
+
+
+def sample_negatives(batch: int, k: int, num_items: int, device, generator=None) -> torch.Tensor:
+    """(batch, k) item ids uniform over 1..num_items−1, shared by all positions of a sequence."""
+    return torch.randint(1, num_items, (batch, k), device=device, generator=generator)
+
+
+def gbce(states, targets, item_embeddings, negatives, beta: float) -> torch.Tensor:
+    """gBCE with the given negatives (batch, k); a negative equal to a target of its position is ignored."""
+    pos_logits = (states[:, :, None, :] * item_embeddings[targets]).sum(-1)  # (B, P, T)
+    neg_logits = states @ item_embeddings[negatives].transpose(1, 2)  # (B, P, k)
+    target_mask = targets > 0
+    collision = (negatives[:, None, None, :] == targets[..., None]).any(2)  # (B, P, k)
+    pos_term = _row_mean(F.softplus(-pos_logits), target_mask)  # (B, P)
+    neg_term = (F.softplus(neg_logits) * ~collision).sum(-1)  # (B, P)
+    per_position = (beta * pos_term + neg_term) / (negatives.shape[1] + 1)
+    return _masked_mean(per_position, target_mask.any(-1))
+
+
+def _row_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (values * mask).sum(-1) / mask.sum(-1).clamp(min=1)
