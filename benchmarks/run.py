@@ -49,7 +49,35 @@ def run_one(model: str, dataset: str, label: str, overrides: list[str]) -> dict:
     return record
 
 
-def render_markdown(dataset: str, records: dict) -> str:
+def time_to_reach(record: dict, score: float) -> float | None:
+    """Training wall time (s) at the first validation whose score reached ``score`` (None if never)."""
+    for epoch in record["history"]:
+        if epoch["valid_score"] >= score:
+            return epoch["elapsed_s"]
+    return None
+
+
+def baseline_comparison(records: dict, baseline: str) -> list[str]:
+    if baseline not in records:
+        return []
+    base = records[baseline]
+    target, base_time = base["best_valid_score"], base["time_to_best_s"]
+    lines = [f"## Time to reach {baseline}'s best validation {base['valid_metric']} ({target:.4f})", "",
+             f"{baseline} reached it after {base_time:.0f} s of training.", "",
+             "| label | reached at (s) | fraction of baseline's time | test NDCG@10 vs baseline | test Recall@10 vs baseline |",
+             "|---|---|---|---|---|"]
+    for label, r in sorted(records.items()):
+        if label == baseline:
+            continue
+        reached = time_to_reach(r, target)
+        fraction = f"{reached / base_time:.3f}" if reached is not None and base_time else "never"
+        delta = {m: r["test_result"][m] - base["test_result"][m] for m in ("ndcg@10", "recall@10")}
+        lines.append(f"| {label} | {reached if reached is None else round(reached, 1)} | {fraction} | "
+                     f"{delta['ndcg@10']:+.4f} | {delta['recall@10']:+.4f} |")
+    return lines + [""]
+
+
+def render_markdown(dataset: str, records: dict, baseline: str = "SASRec") -> str:
     lines = [f"# Benchmarks on {dataset}", ""]
     lines.append("Test metrics of the best-validation checkpoint (full ranking over all items, leave-one-out).")
     lines.append("")
@@ -65,6 +93,7 @@ def render_markdown(dataset: str, records: dict) -> str:
                f"{r['process_peak_rss_mb']:.0f}"]
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
+    lines += baseline_comparison(records, baseline)
     for label, r in sorted(records.items()):
         lines += [f"## {label}", "", f"- command: `{r['command']}`", f"- machine: {r['machine']}",
                   f"- date: {r['date']}", f"- training curve: `{dataset}-{label}.png`", ""]

@@ -80,9 +80,9 @@ def main(argv=None) -> int:
     overrides.update(parse_overrides(extra))
 
     from recbole_text import registry
-    from recbole_text.compat import CheckpointError
+    from recbole_text.compat import CheckpointError, PickleRefusedError
+    from recbole_text.config import ConfigError
     from recbole_text.data.atomic import AtomicFileError
-    from recbole_text.data.text_dataset import DatasetNotFoundError
     from recbole_text.quick_start import run
 
     if args.list_models:
@@ -98,7 +98,8 @@ def main(argv=None) -> int:
             resume=args.resume,
             result_file=args.result_file,
         )
-    except (DatasetNotFoundError, FileNotFoundError, AtomicFileError, CheckpointError, registry.UnknownModelError) as e:
+    except (FileNotFoundError, AtomicFileError, CheckpointError, ConfigError, PickleRefusedError,
+            registry.UnknownModelError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print_metrics(result)

@@ -30,6 +30,10 @@ PICKLE_SETTINGS = ("dataset_save_path", "dataloaders_save_path")
 CHECKPOINT_FORMAT = "recbole_text/checkpoint-v1"
 
 
+class PickleRefusedError(ValueError):
+    """A setting that would make RecBole unpickle a file."""
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded safely (wrong format or another model's)."""
 
@@ -51,7 +55,7 @@ def refuse_pickle_caches(config_dict: dict) -> dict:
     """Raise if a setting asks RecBole to unpickle a cache; switch its pickle writers off."""
     for key in PICKLE_SETTINGS:
         if config_dict.get(key):
-            raise ValueError(
+            raise PickleRefusedError(
                 f"'{key}' makes RecBole unpickle a file, which recbole_text never does; remove the setting"
             )
     config_dict["save_dataset"] = False

@@ -16,6 +16,10 @@ from recbole.config import Config
 PROPERTIES = Path(__file__).resolve().parent.parent / "properties"
 
 
+class ConfigError(ValueError):
+    """A setting that cannot work (reported to CLI users as one line)."""
+
+
 def package_config_files(model_name: str, dataset: str) -> list[str]:
     candidates = [
         PROPERTIES / "overall.yaml",

@@ -104,10 +104,12 @@ class SequenceTrainDataLoader:
     """
 
     def __init__(self, config, dataset, shuffle: bool = True):
+        from recbole_text.config import ConfigError
+
         self.config, self.dataset, self._dataset = config, dataset, dataset
         self.strategy = config["train_strategy"]
         if self.strategy not in ("sequence", "rss"):
-            raise ValueError(f"train_strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+            raise ConfigError(f"train_strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         self.shuffle = shuffle
         self.batch_size = config["train_batch_size"]
         self.max_len = config["MAX_ITEM_LIST_LENGTH"]

@@ -21,6 +21,7 @@ import torch
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
+from recbole_text.config import ConfigError
 from recbole_text.data.sequence_data import RSS_TARGETS, TARGETS
 from recbole_text.model import losses
 
@@ -35,12 +36,12 @@ class SequenceLossRecommender(SequentialRecommender):
         super().__init__(config, dataset)
         self.loss_type = config["loss_type"]
         if self.loss_type not in LOSSES:
-            raise ValueError(f"{type(self).__name__}: loss_type must be one of {LOSSES}, got {self.loss_type!r}")
+            raise ConfigError(f"{type(self).__name__}: loss_type must be one of {LOSSES}, got {self.loss_type!r}")
         self.num_negatives = int(config["num_negatives"] or 0)
         self.gbce_t = float(config["gbce_t"] or 0.0)
         if self.loss_type == "gBCE":
             if not 0 < self.num_negatives < self.n_items - 1:
-                raise ValueError(f"num_negatives must be in 1..{self.n_items - 2}, got {self.num_negatives}")
+                raise ConfigError(f"num_negatives must be in 1..{self.n_items - 2}, got {self.num_negatives}")
             self.gbce_beta = losses.gbce_beta(self.num_negatives, self.n_items - 1, self.gbce_t)
 
     def encode(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:

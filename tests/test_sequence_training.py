@@ -1,0 +1,247 @@
+"""Sequence-level training, RSS sampling, the gBCE/CE/BCE losses and the package's sequential models."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy.stats import chisquare
+
+from recbole_text.cli import main
+from recbole_text.config import TextConfig
+from recbole_text.data import create_dataset, data_preparation
+from recbole_text.data.sequence_data import SequenceTrainDataLoader, rss_batch, rss_draw, shifted_batch
+from recbole_text.model import losses
+from recbole_text.quick_start import run
+
+from conftest import FAST
+
+# ---------------------------------------------------------------- losses
+
+
+def test_gbce_beta_formula():
+    k, n, t = 256, 3417, 0.75
+    alpha = k / (n - 1)
+    assert losses.gbce_beta(k, n, t) == pytest.approx(alpha * (t * (1 - 1 / alpha) + 1 / alpha))
+    assert losses.gbce_beta(k, n, t) == pytest.approx(1 - t * (1 - alpha))
+    assert losses.gbce_beta(k, n, 0.0) == 1.0
+    assert losses.gbce_beta(k, n, 1.0) == pytest.approx(alpha)
+
+
+def random_case(batch=3, positions=4, k=5, items=20, d=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    states = torch.randn(batch, positions, d, generator=g)
+    embeddings = torch.randn(items, d, generator=g)
+    targets = torch.randint(1, items, (batch, positions, 1), generator=g)
+    negatives = torch.randint(1, items, (batch, k), generator=g)
+    return states, embeddings, targets, negatives
+
+
+def test_gbce_with_t0_is_bce_over_positive_and_negatives():
+    states, emb, targets, negatives = random_case()
+    collide = negatives[:, None, :] == targets  # (B, P, k): such negatives are ignored
+    pos = (states * emb[targets[..., 0]]).sum(-1)  # (B, P)
+    neg = states @ emb[negatives].transpose(1, 2)  # (B, P, k)
+    logits = torch.cat([pos[..., None], neg], dim=-1)
+    labels = torch.zeros_like(logits)
+    labels[..., 0] = 1
+    bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+    bce[..., 1:] = bce[..., 1:] * ~collide
+    expected = bce.mean()
+    assert losses.gbce(states, targets, emb, negatives, beta=1.0).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_gbce_beta_scales_only_the_positive_term():
+    states, emb, targets, negatives = random_case()
+    base = losses.gbce(states, targets, emb, negatives, beta=1.0)
+    pos_only = losses.gbce(states, targets, emb, negatives[:, :0], beta=1.0) / 1  # k=0: positive term alone
+    k = negatives.shape[1]
+    neg_part = base - pos_only / (k + 1)
+    half = losses.gbce(states, targets, emb, negatives, beta=0.5)
+    assert half.item() == pytest.approx((neg_part + 0.5 * pos_only / (k + 1)).item(), rel=1e-5)
+
+
+def test_negative_equal_to_the_target_is_ignored():
+    states, emb, targets, _ = random_case(positions=1, k=3)
+    negatives = (targets[:, 0, :1] % 19) + 1 + torch.zeros(1, 3, dtype=torch.long)  # never the target
+    clean = losses.gbce(states, targets, emb, negatives, beta=1.0)
+    with_collision = torch.cat([negatives, targets[:, 0, :1]], dim=1)  # the positive itself as a 4th negative
+    collided = losses.gbce(states, targets, emb, with_collision, beta=1.0)
+    assert collided.item() == pytest.approx(clean.item() * 4 / 5, rel=1e-5)  # same sum, divided by k+1 = 5
+
+
+@pytest.mark.parametrize("loss", ["CE", "BCE", "gBCE"])
+def test_gradients_are_finite_for_extreme_logits(loss):
+    states, emb, targets, negatives = random_case()
+    states = (states * 1e4).requires_grad_()
+    emb = (emb * 1e3).requires_grad_()
+    if loss == "CE":
+        value = losses.softmax_ce(states, targets, emb)
+    elif loss == "BCE":
+        value = losses.full_bce(states, targets, emb)
+    else:
+        value = losses.gbce(states, targets, emb, negatives, beta=0.3)
+    value.backward()
+    assert torch.isfinite(value) and value.item() > 0
+    assert torch.isfinite(states.grad).all() and torch.isfinite(emb.grad).all()
+
+
+def test_softmax_ce_and_full_bce_match_their_definitions_and_skip_padding():
+    states, emb, targets, _ = random_case(positions=2)
+    targets[0, 1, 0] = 0  # a padded position: no loss
+    logits = states @ emb.T
+    logits[..., 0] = float("-inf")
+    mask = targets[..., 0] > 0
+    ce = -torch.log_softmax(logits, -1).gather(2, targets)[..., 0][mask].mean()
+    assert losses.softmax_ce(states, targets, emb).item() == pytest.approx(ce.item(), rel=1e-5)
+
+    labels = torch.zeros_like(logits[..., 1:])
+    for b, p in zip(*torch.nonzero(mask, as_tuple=True)):
+        labels[b, p, targets[b, p, 0] - 1] = 1
+    bce = F.binary_cross_entropy_with_logits((states @ emb.T)[..., 1:], labels, reduction="none").mean(-1)[mask].mean()
+    assert losses.full_bce(states, targets, emb).item() == pytest.approx(bce.item(), rel=1e-5)
+
+
+def test_full_bce_target_item_1_next_to_padding():
+    states, emb, _, _ = random_case(batch=1, positions=1)
+    targets = torch.tensor([[[1, 0, 0]]])  # item 1 plus two padding slots (both map to column 0)
+    logits = (states @ emb.T)[..., 1:]
+    labels = torch.zeros_like(logits)
+    labels[..., 0] = 1
+    expected = F.binary_cross_entropy_with_logits(logits, labels)
+    assert losses.full_bce(states, targets, emb).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+# ---------------------------------------------------------------- RSS and sequence data
+
+
+def test_rss_draws_follow_recency_weights():
+    n, alpha = 10, 0.8
+    lengths = torch.full((40_000,), n)
+    mask = rss_draw(lengths, n, alpha, pct=0.1, generator=torch.Generator().manual_seed(7))  # 1 draw each
+    assert (mask.sum(1) == 1).all()
+    counts = mask.sum(0).numpy()
+    weights = alpha ** (n - np.arange(1, n + 1))
+    expected = weights / weights.sum() * len(lengths)
+    assert chisquare(counts, expected).pvalue > 0.001
+    assert counts[-1] > counts[0] * 5  # the most recent item is drawn far more often than the oldest
+    uniform = rss_draw(lengths, n, 1.0, pct=0.1, generator=torch.Generator().manual_seed(7)).sum(0).numpy()
+    assert chisquare(uniform).pvalue > 0.001
+
+
+def test_rss_draw_count_is_max_1_floor_pct_n_with_duplicates_collapsed():
+    lengths = torch.tensor([1, 4, 5, 23, 40])
+    mask = rss_draw(lengths, 40, 0.8, pct=0.2, generator=torch.Generator().manual_seed(0))
+    drawn = mask.sum(1)
+    allowed = torch.clamp((lengths * 0.2).floor().long(), min=1)
+    assert (drawn >= 1).all() and (drawn <= allowed).all()
+    assert not mask[torch.arange(40)[None, :].expand(5, 40) >= lengths[:, None]].any()  # never past the end
+
+
+def test_rss_batch_removes_targets_from_the_input():
+    generator = torch.Generator().manual_seed(3)
+    lengths = torch.randint(2, 30, (200,))
+    sequences = torch.zeros(200, 31, dtype=torch.long)
+    for row, n in enumerate(lengths.tolist()):  # unique items per sequence so items identify positions
+        sequences[row, :n] = torch.randperm(500, generator=generator)[:n] + 1
+    batch = rss_batch(sequences, lengths, max_len=12, alpha=0.8, pct=0.2, generator=generator)
+    for row, n in enumerate(lengths.tolist()):
+        original = sequences[row, :n].tolist()
+        targets = {t for t in batch["targets"][row].tolist() if t}
+        m = int(batch["input_lengths"][row])
+        inputs = batch["inputs"][row, :m].tolist()
+        assert targets and not targets & set(inputs)
+        assert (batch["inputs"][row, m:] == 0).all()
+        kept = [item for item in original if item not in targets]
+        assert inputs == kept[-12:]  # order kept, the most recent max_len items
+
+
+def test_shifted_batch_targets_are_the_next_items():
+    sequences = torch.tensor([[5, 6, 7, 8], [9, 3, 0, 0]])
+    batch = shifted_batch(sequences, torch.tensor([4, 2]))
+    assert batch["inputs"].tolist() == [[5, 6, 7], [9, 0, 0]]
+    assert batch["targets"].tolist() == [[6, 7, 8], [3, 0, 0]]
+    assert batch["input_lengths"].tolist() == [3, 1]
+
+
+@pytest.mark.parametrize("strategy", ["sequence", "rss"])
+def test_sequence_loader_covers_every_user_once_per_epoch(strategy, tiny_data, in_tmp_cwd):
+    config = TextConfig("SeqSASRec", "tiny", config_dict={**FAST, "data_path": str(tiny_data),
+                                                         "train_strategy": strategy, "train_batch_size": 7})
+    dataset = create_dataset(config)
+    train, _, _ = data_preparation(config, dataset)
+    assert isinstance(train, SequenceTrainDataLoader) and len(train) == math.ceil(60 / 7)
+    orders = []
+    for _ in range(2):
+        users = torch.cat([batch["user_id"] for batch in train]).tolist()
+        assert sorted(users) == sorted(set(users)) and len(users) == 60
+        orders.append(users)
+    assert orders[0] != orders[1]  # reshuffled every epoch
+    batch = next(iter(train))
+    if strategy == "sequence":
+        inputs, targets, lengths = batch["item_id_list"], batch["target_id_list"], batch["item_length"]
+        # training sequences are the first 10 items (valid/test hold out 2): 9 inputs, 9 next-item targets
+        assert (lengths == 9).all()
+        assert torch.equal(targets[:, :8], inputs[:, 1:9])
+    else:
+        assert "rss_targets" in batch and (batch["rss_targets"][:, 0] > 0).all()
+
+
+def test_prefix_models_refuse_sequence_strategies(tiny_data, in_tmp_cwd, capsys):
+    code = main(["--model=SASRec", "--dataset=tiny", f"--data_path={tiny_data}", "--train_strategy=rss",
+                 *[f"--{k}={v}" for k, v in FAST.items()]])
+    assert code == 2
+    assert "train_strategy='rss'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- models
+
+
+def test_gbce_training_memory_does_not_grow_with_the_catalogue(tiny_data, in_tmp_cwd):
+    """With gBCE no tensor saved for backward has a catalogue-sized dimension (only k sampled items)."""
+    config = TextConfig("gSASRec", "tiny", config_dict={**FAST, "data_path": str(tiny_data), "num_negatives": 8})
+    train, _, _ = data_preparation(config, create_dataset(config))
+    from recbole_text.registry import get_model
+
+    model = get_model("gSASRec")(config, train._dataset)
+    shapes = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: shapes.append(tuple(t.shape)) or t, lambda t: t):
+        model.calculate_loss(next(iter(train))).backward()
+    n_items = model.n_items
+    catalogue_sized = [s for s in shapes if n_items in s and s != tuple(model.output_embeddings().shape)]
+    assert shapes and not catalogue_sized
+
+
+@pytest.mark.parametrize(
+    "model, overrides",
+    [
+        ("gSASRec", {"learning_rate": 0.01, "num_negatives": 16}),
+        ("SeqSASRec", {"learning_rate": 0.01, "train_strategy": "rss", "loss_type": "CE"}),
+        ("SeqGRU4Rec", {"learning_rate": 0.02, "dropout_prob": 0.0, "train_strategy": "rss", "loss_type": "CE"}),
+        ("SeqGRU4Rec", {"learning_rate": 0.02, "dropout_prob": 0.0, "train_strategy": "sequence",
+                        "loss_type": "gBCE", "num_negatives": 16}),
+    ],
+)
+def test_package_models_learn_the_pattern(model, overrides, tiny_data, in_tmp_cwd):
+    """Next item = previous + 1 on the tiny data: each model/strategy/loss must find it."""
+    result = run(model, "tiny", config_dict={**FAST, "data_path": str(tiny_data), "epochs": 40, "eval_step": 5,
+                                              "train_batch_size": 16, **overrides})
+    assert result["test_result"]["recall@10"] > 0.9, result["test_result"]  # random: 10/60
+
+
+@pytest.mark.parametrize("model, extra", [("gSASRec", []), ("SeqSASRec", ["--train_strategy=rss"])])
+def test_two_epochs_on_ml100k_text_through_the_cli(model, extra, in_tmp_cwd, capsys):
+    result_file = in_tmp_cwd / "r.json"
+    code = main([f"--model={model}", "--dataset=ml-100k-text", f"--data_path={in_tmp_cwd / 'data'}",
+                 "--epochs=2", "--show_progress=False", "--hidden_size=32", "--inner_size=64",
+                 "--MAX_ITEM_LIST_LENGTH=20", "--train_batch_size=256", f"--result_file={result_file}",
+                 "--calibration_report=True", *extra])
+    assert code == 0
+    import json
+
+    record = json.loads(result_file.read_text())
+    assert record["epochs_run"] == 2 and record["model"] == model
+    assert record["test_result"]["recall@50"] > 0.0
+    assert (in_tmp_cwd / "r-calibration.png").is_file()
