@@ -220,8 +220,7 @@ def test_gbce_training_memory_does_not_grow_with_the_catalogue(tiny_data, in_tmp
         ("gSASRec", {"learning_rate": 0.01, "num_negatives": 16}),
         ("SeqSASRec", {"learning_rate": 0.01, "train_strategy": "rss", "loss_type": "CE"}),
         ("SeqGRU4Rec", {"learning_rate": 0.02, "dropout_prob": 0.0, "train_strategy": "rss", "loss_type": "CE"}),
-        ("SeqGRU4Rec", {"learning_rate": 0.02, "dropout_prob": 0.0, "train_strategy": "sequence",
-                        "loss_type": "gBCE", "num_negatives": 16}),
+        ("SeqGRU4Rec", {"learning_rate": 0.02, "dropout_prob": 0.0, "train_strategy": "sequence", "loss_type": "CE"}),
     ],
 )
 def test_package_models_learn_the_pattern(model, overrides, tiny_data, in_tmp_cwd):
