@@ -21,17 +21,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-RUNS = ROOT / "benchmarks" / "runs"
 METRICS = ("recall@10", "ndcg@10", "mrr@10", "recall@50", "ndcg@50", "mrr@50")
 
 
-def run_one(model: str, dataset: str, label: str, overrides: list[str]) -> dict:
-    RUNS.mkdir(parents=True, exist_ok=True)
-    record_path = RUNS / f"{dataset}-{label}.json"
-    log_path = RUNS / f"{dataset}-{label}.log"
+def run_one(model: str, dataset: str, label: str, overrides: list[str], results: Path = RESULTS) -> dict:
+    runs = results.parent / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    record_path = runs / f"{dataset}-{label}.json"
+    log_path = runs / f"{dataset}-{label}.log"
     command = [sys.executable, "run_recbole_text.py", f"--model={model}", f"--dataset={dataset}",
                f"--result_file={record_path}", "--show_progress=False", *overrides]
-    print(f"[bench] {' '.join(command)}  (log: {log_path.relative_to(ROOT)})", flush=True)
+    print(f"[bench] {' '.join(command)}  (log: {log_path})", flush=True)
     started = time.perf_counter()
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -45,7 +45,7 @@ def run_one(model: str, dataset: str, label: str, overrides: list[str]) -> dict:
                   command=" ".join(["python"] + command[1:]))
     png = record_path.with_suffix(".png")
     if png.exists():
-        shutil.copy(png, RESULTS / f"{dataset}-{label}.png")
+        shutil.copy(png, results / f"{dataset}-{label}.png")
     return record
 
 
@@ -105,19 +105,22 @@ def main(argv=None) -> int:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--models", nargs="+", required=True)
     parser.add_argument("--label_suffix", default="", help="appended to each model name to form its label")
+    parser.add_argument("--results_dir", default=str(RESULTS), help="where <dataset>.json/.md go")
+    parser.add_argument("--baseline", default="SASRec", help="label the others are compared with")
     parser.add_argument("overrides", nargs=argparse.REMAINDER, help="after --: --key=value settings for every run")
     args = parser.parse_args(argv)
     overrides = [o for o in args.overrides if o != "--"]
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    json_path = RESULTS / f"{args.dataset}.json"
+    results = Path(args.results_dir)
+    results.mkdir(parents=True, exist_ok=True)
+    json_path = results / f"{args.dataset}.json"
     records = json.loads(json_path.read_text()) if json_path.exists() else {}
     for model in args.models:
         label = model + args.label_suffix
-        records[label] = run_one(model, args.dataset, label, overrides)
+        records[label] = run_one(model, args.dataset, label, overrides, results)
         records[label]["recorded"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         json_path.write_text(json.dumps(records, indent=2))
-        (RESULTS / f"{args.dataset}.md").write_text(render_markdown(args.dataset, records))
+        (results / f"{args.dataset}.md").write_text(render_markdown(args.dataset, records, args.baseline))
         test = records[label]["test_result"]
         print(f"[bench] {label}: " + ", ".join(f"{m}={test[m]:.4f}" for m in METRICS if m in test), flush=True)
     return 0
