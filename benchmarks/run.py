@@ -43,6 +43,7 @@ def run_one(model: str, dataset: str, label: str, overrides: list[str], results:
     record = json.loads(record_path.read_text())
     record.update(label=label, process_wall_s=wall, process_peak_rss_mb=usage.ru_maxrss / 1024,
                   command=" ".join(["python"] + command[1:]))
+    record_path.write_text(json.dumps(record, indent=2))  # the run's own copy, for --rebuild
     png = record_path.with_suffix(".png")
     if png.exists():
         shutil.copy(png, results / f"{dataset}-{label}.png")
@@ -100,13 +101,35 @@ def render_markdown(dataset: str, records: dict, baseline: str = "SASRec") -> st
     return "\n".join(lines)
 
 
+def load_run_records(runs: Path, dataset: str) -> dict:
+    records = {}
+    for path in sorted(runs.glob(f"{dataset}-*.json")):
+        if path.stem.endswith("-calibration"):
+            continue
+        record = json.loads(path.read_text())
+        label = record.get("label") or path.stem[len(dataset) + 1:]
+        record.setdefault("label", label)
+        record.setdefault("process_wall_s", record["wall_time_s"])
+        record.setdefault("process_peak_rss_mb", record["peak_rss_mb"])
+        record["command"] = record["command"] if record["command"].startswith("python") else "python " + record["command"]
+        records[label] = record
+    return records
+
+
+def write_results(json_path: Path, records: dict, dataset: str, baseline: str) -> None:
+    json_path.write_text(json.dumps(records, indent=2))
+    json_path.with_suffix(".md").write_text(render_markdown(dataset, records, baseline))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True)
-    parser.add_argument("--models", nargs="+", required=True)
+    parser.add_argument("--models", nargs="+", default=[])
     parser.add_argument("--label_suffix", default="", help="appended to each model name to form its label")
     parser.add_argument("--results_dir", default=str(RESULTS), help="where <dataset>.json/.md go")
     parser.add_argument("--baseline", default="SASRec", help="label the others are compared with")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild <dataset>.json/.md from benchmarks/runs/ "
+                        "(the per-run records) instead of running anything")
     parser.add_argument("overrides", nargs=argparse.REMAINDER, help="after --: --key=value settings for every run")
     args = parser.parse_args(argv)
     overrides = [o for o in args.overrides if o != "--"]
@@ -114,14 +137,19 @@ def main(argv=None) -> int:
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)
     json_path = results / f"{args.dataset}.json"
-    records = json.loads(json_path.read_text()) if json_path.exists() else {}
+    if args.rebuild:
+        records = load_run_records(results.parent / "runs", args.dataset)
+        write_results(json_path, records, args.dataset, args.baseline)
+        return 0
     for model in args.models:
         label = model + args.label_suffix
-        records[label] = run_one(model, args.dataset, label, overrides, results)
-        records[label]["recorded"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        json_path.write_text(json.dumps(records, indent=2))
-        (results / f"{args.dataset}.md").write_text(render_markdown(args.dataset, records, args.baseline))
-        test = records[label]["test_result"]
+        record = run_one(model, args.dataset, label, overrides, results)
+        record["recorded"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        # re-read just before writing: other harness processes may have added their runs meanwhile
+        records = json.loads(json_path.read_text()) if json_path.exists() else {}
+        records[label] = record
+        write_results(json_path, records, args.dataset, args.baseline)
+        test = record["test_result"]
         print(f"[bench] {label}: " + ", ".join(f"{m}={test[m]:.4f}" for m in METRICS if m in test), flush=True)
     return 0
 
