@@ -124,3 +124,21 @@ def test_embedded_default_is_built_on_first_use(in_tmp_cwd):
                                                           "MAX_ITEM_LIST_LENGTH": 5, "train_batch_size": 4096})
     assert (in_tmp_cwd / "data" / "ml-100k-text" / "ml-100k-text.itemtext").is_file()
     assert result["test_result"]["recall@10"] > 0.0
+
+
+def test_no_arguments_runs_the_short_embedded_default(monkeypatch, capsys):
+    import recbole_text.quick_start as quick_start
+
+    calls = []
+
+    def fake_run(**kwargs):
+        calls.append(kwargs)
+        return {"model": kwargs["model"], "dataset": kwargs["dataset"], "epochs_run": 2, "best_epoch": 1,
+                "wall_time_s": 1.0, "best_valid_result": {"ndcg@10": 0.1}, "test_result": {"ndcg@10": 0.1}}
+
+    monkeypatch.setattr(quick_start, "run", fake_run)
+    assert main([]) == 0
+    assert calls[0]["model"] == "SASRec" and calls[0]["dataset"] == "ml-100k-text"
+    assert calls[0]["config_dict"] == {"epochs": 2}
+    assert main(["--epochs=7"]) == 0 and calls[1]["config_dict"] == {"epochs": 7}  # any argument: no default
+    assert "ndcg@10" in capsys.readouterr().out
