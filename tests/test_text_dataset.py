@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 
 from recbole_text.config import TextConfig
 from recbole_text.data import create_dataset, data_preparation
