@@ -25,6 +25,7 @@ FAST = {
     "epochs": 1,
     "state": "WARNING",
 }
+FAST_ARGS = [f"--{k}={v}" for k, v in FAST.items()]
 
 
 def write_tiny_dataset(root: Path, name: str = "tiny", users: int = 60, items: int = 60, length: int = 12) -> Path:

@@ -5,9 +5,7 @@ import pytest
 
 from recbole_text.cli import main
 
-from conftest import FAST
-
-FAST_ARGS = [f"--{k}={v}" for k, v in FAST.items()]
+from conftest import FAST_ARGS
 GOOD_INTER = "user_id:token\titem_id:token\ttimestamp:float\n" + "".join(
     f"u{u}\ti{(u + k) % 60 + 1}\t{k}\n" for u in range(60) for k in range(5)
 )

@@ -11,9 +11,7 @@ import torch
 from recbole_text.cli import build_parser, main, parse_overrides
 from recbole_text.quick_start import run
 
-from conftest import FAST, REPO
-
-FAST_ARGS = [f"--{k}={v}" for k, v in FAST.items()]
+from conftest import FAST, FAST_ARGS, REPO
 
 
 def test_help_documents_options():

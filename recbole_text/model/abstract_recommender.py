@@ -48,7 +48,10 @@ class SequenceLossRecommender(SequentialRecommender):
         raise NotImplementedError
 
     def output_embeddings(self) -> torch.Tensor:
-        raise NotImplementedError
+        """The (n_items, d) table scores are taken against: ``self.output_embedding`` when the subclass made a
+        separate one, else its input ``self.item_embedding`` (tied)."""
+        table = getattr(self, "output_embedding", None)
+        return (table if table is not None else self.item_embedding).weight
 
     def forward(self, item_seq, item_seq_len):
         """State at the last real position: (batch, d)."""

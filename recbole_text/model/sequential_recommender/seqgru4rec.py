@@ -31,7 +31,3 @@ class SeqGRU4Rec(SequenceLossRecommender):
     def encode(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         states, _ = self.gru(self.dropout(self.item_embedding(item_seq)))  # (B, L, h)
         return self.dense(states)  # (B, L, e)
-
-    def output_embeddings(self) -> torch.Tensor:
-        table = self.output_embedding if self.output_embedding is not None else self.item_embedding
-        return table.weight

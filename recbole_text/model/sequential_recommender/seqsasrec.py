@@ -57,7 +57,3 @@ class SeqSASRec(SequenceLossRecommender):
         hidden = self.dropout(self.layer_norm(hidden))
         mask = self.get_attention_mask(item_seq)  # (B, 1, L, L): causal and no attention to padding
         return self.encoder(hidden, mask, output_all_encoded_layers=False)[-1]  # (B, L, d)
-
-    def output_embeddings(self) -> torch.Tensor:
-        table = self.output_embedding if self.output_embedding is not None else self.item_embedding
-        return table.weight
