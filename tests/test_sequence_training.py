@@ -210,8 +210,44 @@ def test_gbce_training_memory_does_not_grow_with_the_catalogue(tiny_data, in_tmp
     with torch.autograd.graph.saved_tensors_hooks(lambda t: shapes.append(tuple(t.shape)) or t, lambda t: t):
         model.calculate_loss(next(iter(train))).backward()
     n_items = model.n_items
-    catalogue_sized = [s for s in shapes if n_items in s and s != tuple(model.output_embeddings().shape)]
+    tables = {tuple(model.output_embeddings().shape), tuple(model.scoring_table().shape), (n_items,)}
+    catalogue_sized = [s for s in shapes if n_items in s and s not in tables]
     assert shapes and not catalogue_sized
+
+
+def _tiny_model(name, tiny_data, **overrides):
+    from recbole_text.registry import get_model
+
+    config = TextConfig(name, "tiny", config_dict={**FAST, "data_path": str(tiny_data), "num_negatives": 8, **overrides})
+    train, _, _ = data_preparation(config, create_dataset(config))
+    return get_model(name)(config, train._dataset).eval(), next(iter(train))
+
+
+def test_item_bias_is_added_to_every_score_and_starts_at_the_random_item_logit(tiny_data, in_tmp_cwd):
+    model, batch = _tiny_model("gSASRec", tiny_data, item_bias=True)
+    n_catalogue = model.n_items - 1
+    assert torch.allclose(model.item_bias, torch.full_like(model.item_bias, -math.log(n_catalogue - 1)))
+    with torch.no_grad():
+        model.item_bias.normal_()
+        state = model.forward(batch["item_id_list"], batch["item_length"])  # (B, d)
+        full = model.full_sort_predict(batch)  # (B, n_items)
+        assert torch.allclose(full, state @ model.output_embeddings().T + model.item_bias, atol=1e-5)
+        picked = model.predict(batch)  # scores of batch["item_id"]
+        assert torch.allclose(picked, full[torch.arange(len(picked)), batch["item_id"]], atol=1e-5)
+    unbiased, _ = _tiny_model("gSASRec", tiny_data, item_bias=False)
+    assert unbiased.item_bias is None and unbiased.scoring_table().shape == unbiased.output_embeddings().shape
+
+
+def test_gsasrec_decoder_is_causal(tiny_data, in_tmp_cwd):
+    """The state at position t must not change when a later item changes."""
+    model, batch = _tiny_model("gSASRec", tiny_data)
+    seq, lengths = batch["item_id_list"][:4].clone(), batch["item_length"][:4]
+    changed = seq.clone()
+    changed[:, 5] = (changed[:, 5] % (model.n_items - 1)) + 1
+    with torch.no_grad():
+        before, after = model.encode(seq, lengths), model.encode(changed, lengths)
+    assert torch.allclose(before[:, :5], after[:, :5], atol=1e-6)
+    assert not torch.allclose(before[:, 5:], after[:, 5:])
 
 
 @pytest.mark.parametrize(
