@@ -82,11 +82,15 @@ def get_model(name: str):
     )
 
 
+def get_base_trainer(model_type: ModelType, model_name: str) -> type:
+    """The model's own ``trainer_class`` if it has one, else RecBole's trainer for it (nothing mixed in)."""
+    model_class = get_model(model_name)
+    custom = getattr(model_class, "trainer_class", None)
+    return custom if custom is not None else recbole_get_trainer(model_type, model_class.__name__)
+
+
 def get_trainer(model_type: ModelType, model_name: str):
     """RecBole's trainer for the model, with safe checkpoints and epoch records mixed in."""
     from recbole_text.trainer import with_safe_checkpoints
 
-    model_class = get_model(model_name)
-    custom = getattr(model_class, "trainer_class", None)
-    base = custom if custom is not None else recbole_get_trainer(model_type, model_class.__name__)
-    return with_safe_checkpoints(base)
+    return with_safe_checkpoints(get_base_trainer(model_type, model_name))
