@@ -33,6 +33,11 @@ Examples:
   python run_recbole_text.py          # no arguments: SASRec on ml-100k-text for 2 epochs (a few minutes)
   python run_recbole_text.py --model=SASRec --dataset=Scientific --epochs=2
   python run_recbole_text.py --model=BERT4Rec --dataset=ml-100k-text --config_files="a.yaml b.yaml"
+Ray Tune sweep (search space: properties/tune/<MODEL>.yaml unless --search_space is given):
+  python run_recbole_text.py --tune --model=gSASRec --dataset=Scientific --num_samples=8 --epochs=30
+  python run_recbole_text.py --tune --model=gSASRec --dataset=Scientific --resume   # continue it
+Distributed data-parallel training on Ray Train (gloo on CPU, NCCL with --use_gpu):
+  python run_recbole_text.py --model=SeqSASRec --dataset=Scientific --num_workers=2 [--use_gpu]
 """
 
 
@@ -49,11 +54,44 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", "-d", default="ml-100k-text", help="dataset name (a folder under "
                         "data_path). Default: ml-100k-text, the embedded default")
     parser.add_argument("--config_files", default="", help='space-separated YAML files, e.g. "a.yaml b.yaml"')
-    parser.add_argument("--resume", default=None, metavar="CHECKPOINT", help="continue training from a "
-                        "checkpoint of the same model")
+    parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
+                        help="continue training from a checkpoint of the same model; with --tune (no value): "
+                        "continue the interrupted sweep in the experiment folder")
     parser.add_argument("--result_file", default=None, metavar="JSON", help="also write the run record "
                         "(metrics, epochs, timings, peak memory) here, and its training curve beside it")
     parser.add_argument("--list_models", action="store_true", help="print the model names and exit")
+
+    sweep = parser.add_argument_group("Ray Tune sweeps (--tune)")
+    sweep.add_argument("--tune", action="store_true", help="run a hyper-parameter sweep with Ray Tune; each "
+                       "trial trains with RecBole's trainer and reports validation metrics every epoch")
+    sweep.add_argument("--search_space", default=None, metavar="YAML", help="search space (choice, uniform, "
+                       "loguniform, quniform, grid). Default: properties/tune/<MODEL>.yaml")
+    sweep.add_argument("--num_samples", type=int, default=1, help="samples of the space (times the grid's "
+                       "size). Default: 1")
+    sweep.add_argument("--cpus_per_trial", type=float, default=1.0, help="CPUs Ray gives each trial. Default: 1")
+    sweep.add_argument("--gpus_per_trial", type=float, default=0.0, help="GPUs Ray gives each trial (through "
+                       "CUDA_VISIBLE_DEVICES; fractions share a GPU). Default: 0")
+    sweep.add_argument("--scheduler", choices=("asha", "fifo"), default="asha", help="trial scheduler. "
+                       "Default: asha (stops bad trials early; max epochs = --epochs)")
+    sweep.add_argument("--grace_period", type=int, default=1, help="ASHA: epochs every trial runs. Default: 1")
+    sweep.add_argument("--reduction_factor", type=float, default=3, help="ASHA: keep 1/this at each rung. "
+                       "Default: 3")
+    sweep.add_argument("--max_failures", type=int, default=2, help="retries of a crashed trial (from its last "
+                       "epoch). Default: 2")
+    sweep.add_argument("--include_default", action="store_true", help="also run the configured values of the "
+                       "searched settings as the first trial")
+    sweep.add_argument("--experiment_dir", default=None, metavar="DIR", help="where experiments go "
+                       "(made absolute). Default: ./ray_results")
+    sweep.add_argument("--experiment_name", default=None, metavar="NAME", help="experiment folder name. "
+                       "Default: <MODEL>-<DATASET> (sweeps)")
+
+    scale = parser.add_argument_group("Ray Train data-parallel training (--num_workers)")
+    scale.add_argument("--num_workers", type=int, default=None, metavar="W", help="train on W Ray Train workers "
+                       "(DistributedDataParallel; gloo on CPU, NCCL with --use_gpu: one GPU per worker)")
+    scale.add_argument("--cpus_per_worker", type=float, default=1.0, help="CPUs (and torch threads) per worker. "
+                       "Default: 1")
+    parser.add_argument("--ray_address", default=None, metavar="ADDR", help="join this Ray cluster (e.g. "
+                        "auto or HOST:6379) instead of starting a local one (for --tune and --num_workers)")
     return parser
 
 
@@ -61,6 +99,9 @@ def parse_overrides(extra: list[str]) -> dict:
     """``["--epochs=2", "--topk=[10,50]"]`` → ``{"epochs": 2, "topk": [10, 50]}``."""
     overrides = {}
     for arg in extra:
+        if arg == "--use_gpu":  # the bare flag (as in --num_workers=2 --use_gpu)
+            overrides["use_gpu"] = True
+            continue
         if not arg.startswith("--") or "=" not in arg:
             raise SystemExit(f"error: unrecognized argument {arg!r}; settings are written --key=value")
         key, _, value = arg[2:].partition("=")
@@ -83,27 +124,90 @@ def main(argv=None) -> int:
     from recbole_text.compat import CheckpointError, PickleRefusedError
     from recbole_text.config import ConfigError
     from recbole_text.data.atomic import AtomicFileError
+    from recbole_text.distributed import DistributedTrainingError
     from recbole_text.quick_start import run
 
     if args.list_models:
         print("recbole_text:", " ".join(sorted(registry.package_models())) or "(none)")
         print("RecBole:", " ".join(registry.recbole_model_modules()))
         return 0
+    config_files = args.config_files.split() or None
     try:
-        result = run(
-            model=args.model,
-            dataset=args.dataset,
-            config_file_list=args.config_files.split() or None,
-            config_dict=overrides,
-            resume=args.resume,
-            result_file=args.result_file,
-        )
+        if args.tune and args.num_workers:
+            raise ConfigError("--tune and --num_workers are separate modes; use one")
+        if args.tune:
+            print_sweep(run_sweep(args, config_files, overrides))
+            return 0
+        if args.resume is True:
+            raise ConfigError("--resume needs a CHECKPOINT (--resume=saved/X.pth); without one it continues a "
+                              "sweep (with --tune)")
+        if args.num_workers:
+            from recbole_text.distributed import train_distributed
+
+            result = train_distributed(
+                args.model, args.dataset, config_files, overrides, num_workers=args.num_workers,
+                use_gpu=bool(overrides.get("use_gpu", False)), cpus_per_worker=args.cpus_per_worker,
+                ray_address=args.ray_address, experiment_dir=args.experiment_dir, name=args.experiment_name,
+                resume=args.resume, result_file=args.result_file,
+            )
+        else:
+            result = run(
+                model=args.model,
+                dataset=args.dataset,
+                config_file_list=config_files,
+                config_dict=overrides,
+                resume=args.resume,
+                result_file=args.result_file,
+            )
     except (FileNotFoundError, AtomicFileError, CheckpointError, ConfigError, PickleRefusedError,
-            registry.UnknownModelError) as e:
+            registry.UnknownModelError, DistributedTrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] != "ray":
+            raise
+        print(f"error: --tune and --num_workers need Ray ({e}); install it with: pip install 'ray[tune]'",
+              file=sys.stderr)
         return 2
     print_metrics(result)
     return 0
+
+
+def run_sweep(args, config_files, overrides) -> dict:
+    from recbole_text.config import PROPERTIES, ConfigError
+    from recbole_text.registry import get_model
+    from recbole_text.tune import tune
+
+    if isinstance(args.resume, str):
+        raise ConfigError("with --tune, --resume takes no value: it continues the sweep in the experiment folder")
+    search_space = args.search_space
+    if search_space is None and not args.resume:
+        shipped = PROPERTIES / "tune" / f"{get_model(args.model).__name__}.yaml"
+        if not shipped.is_file():
+            raise ConfigError(f"--tune needs --search_space=FILE.yaml (no {shipped} ships for {args.model})")
+        search_space = str(shipped)
+    return tune(
+        args.model, args.dataset, search_space, config_files, overrides, num_samples=args.num_samples,
+        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, ray_address=args.ray_address,
+        experiment_dir=args.experiment_dir, name=args.experiment_name, resume=bool(args.resume),
+        scheduler=args.scheduler, grace_period=args.grace_period, reduction_factor=args.reduction_factor,
+        max_failures=args.max_failures, include_default=args.include_default,
+    )
+
+
+def print_sweep(summary: dict) -> None:
+    metric, best = summary["metric"], summary["best"]
+    saved = summary["epochs_saved_fraction"]
+    print(f"\nsweep of {summary['model']} on {summary['dataset']}: {summary['trials']} trials "
+          f"({', '.join(f'{v} {k}' for k, v in summary['statuses'].items())}), {summary['epochs_run']} of "
+          f"{summary['epochs_budgeted']} epochs run ({100 * (saved or 0):.0f}% saved), {summary['wall_time_s']:.0f} s")
+    if best:
+        print(f"best trial {best['trial']}: {metric} {best[f'best_{metric}']:.4f} with {json.dumps(best['config'])}")
+        if best.get("test_result"):
+            print("test:       " + json.dumps({k: round(v, 4) for k, v in best["test_result"].items()}))
+    else:
+        print("no trial reported a validation result")
+    print(f"results:    {summary['files']['markdown']} (table: {summary['files']['csv']})")
 
 
 def print_metrics(result: dict) -> None:
