@@ -189,6 +189,26 @@ def test_sequence_loader_covers_every_user_once_per_epoch(strategy, tiny_data, i
         assert "rss_targets" in batch and (batch["rss_targets"][:, 0] > 0).all()
 
 
+def test_sequence_windows_make_every_training_interaction_a_target_once_per_epoch(tiny_data, in_tmp_cwd):
+    """Histories longer than MAX_ITEM_LIST_LENGTH + 1 are cut into windows; none of the history is dropped."""
+    config = TextConfig("SeqSASRec", "tiny", config_dict={**FAST, "data_path": str(tiny_data), "MAX_ITEM_LIST_LENGTH": 4,
+                                                         "train_strategy": "sequence", "train_batch_size": 16})
+    train, _, _ = data_preparation(config, create_dataset(config))
+    rows = train.dataset.inter_feat  # RecBole's prefix rows: one per training interaction after a user's first
+    expected = sorted(zip(rows["user_id"].tolist(), rows["item_id"].tolist()))
+    seen = []
+    for batch in train:
+        mask = batch["target_id_list"] > 0
+        users = batch["user_id"][:, None].expand_as(mask)
+        seen += list(zip(users[mask].tolist(), batch["target_id_list"][mask].tolist()))
+        assert (batch["item_length"] <= 4).all()
+    assert sorted(seen) == expected  # 60 users × 9 targets, each exactly once
+    assert len(train.users) == 60 * 3  # ceil(9 / 4) windows per user
+    only_last = TextConfig("SeqSASRec", "tiny", config_dict={**FAST, "data_path": str(tiny_data), "MAX_ITEM_LIST_LENGTH": 4,
+                                                            "train_strategy": "sequence", "train_windows": "last"})
+    assert len(data_preparation(only_last, create_dataset(only_last))[0].users) == 60
+
+
 def test_prefix_models_refuse_sequence_strategies(tiny_data, in_tmp_cwd, capsys):
     code = main(["--model=SASRec", "--dataset=tiny", f"--data_path={tiny_data}", "--train_strategy=rss",
                  *[f"--{k}={v}" for k, v in FAST.items()]])

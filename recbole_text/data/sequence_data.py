@@ -7,7 +7,9 @@ of two strategies (``train_strategy``):
 
 ``sequence``
     ``item_id_list`` = ``s[:-1]`` and ``target_id_list`` = ``s[1:]`` (left-aligned, 0 = padding): a loss at
-    every position (SASRec/gSASRec's shifted-sequence training).
+    every position (SASRec/gSASRec's shifted-sequence training). A history longer than
+    ``MAX_ITEM_LIST_LENGTH + 1`` is cut into windows from its end, so every training interaction is a target
+    once per epoch (``train_windows: last`` keeps only the most recent window).
 ``rss``
     Recency Sampling of Sequences (Petrov & Macdonald, RecSys'22). From a sequence of length n draw
     ``max(1, ⌊rss_pct·n⌋)`` positions with replacement, ``P(i) ∝ rss_alpha^(n−i)`` (i = 1..n, so the most
@@ -31,24 +33,53 @@ RSS_TARGETS = "rss_targets"
 STRATEGIES = ("prefix", "sequence", "rss")
 
 
-def training_sequences(dataset, item_field: str, list_suffix: str, length_field: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Each user's longest training prefix row + its target → ``(users, sequences, lengths)``.
+def full_histories(dataset, item_field: str, list_suffix: str, length_field: str):
+    """Each user's whole training sequence, rebuilt from RecBole's training rows → ``(users, flat, offsets)``.
 
-    ``sequences`` is (users, max_len + 1), left-aligned, 0-padded; it holds the most recent
-    ``MAX_ITEM_LIST_LENGTH + 1`` training items of each user (the history of the last prefix row, then its
-    target). Works for augmented and for pre-split training rows alike.
+    Rows of a user are in time order (RecBole sorts by user and time before it augments), so the sequence is
+    the first row's history followed by every row's target: prefix rows ``[s1]→s2, [s1 s2]→s3, …`` give
+    ``s1..sn``; one pre-split row ``[s1..s_{n−1}]→s_n`` gives itself. User ``u``'s items are
+    ``flat[offsets[u]:offsets[u + 1]]``.
     """
     feat = dataset.inter_feat
     uid = feat[dataset.uid_field].numpy()
-    lengths = feat[length_field].numpy()
-    histories = feat[item_field + list_suffix]
-    order = np.lexsort((lengths, uid))  # by user, then by history length
-    last_of_user = order[np.r_[uid[order][1:] != uid[order][:-1], True]]
-    rows = torch.as_tensor(last_of_user)
-    history, history_len = histories[rows], torch.as_tensor(lengths[last_of_user])
-    sequences = torch.cat([history, torch.zeros(len(rows), 1, dtype=history.dtype)], dim=1)
-    sequences[torch.arange(len(rows)), history_len] = feat[item_field][rows]
-    return torch.as_tensor(uid[last_of_user]), sequences, history_len + 1
+    order = np.argsort(uid, kind="stable")  # rows of a user keep their (time) order
+    sorted_uid = uid[order]
+    starts = np.flatnonzero(np.r_[True, sorted_uid[1:] != sorted_uid[:-1]])  # first row of each user in `order`
+    rows_per_user = np.diff(np.r_[starts, len(order)])
+    first_rows = order[starts]
+    history_len = feat[length_field].numpy()[first_rows]  # (U,)
+    histories = feat[item_field + list_suffix].numpy()[first_rows]  # (U, max_len)
+    seq_len = history_len + rows_per_user
+    offsets = np.r_[0, np.cumsum(seq_len)]
+    flat = np.zeros(offsets[-1], dtype=np.int64)
+    in_history = np.arange(histories.shape[1])[None, :] < history_len[:, None]
+    flat[(offsets[:-1, None] + np.arange(histories.shape[1])[None, :])[in_history]] = histories[in_history]
+    rank_in_user = np.arange(len(order)) - np.repeat(starts, rows_per_user)
+    flat[np.repeat(offsets[:-1] + history_len, rows_per_user) + rank_in_user] = feat[item_field].numpy()[order]
+    return sorted_uid[starts], flat, offsets
+
+
+def training_windows(users, flat, offsets, max_len: int, all_windows: bool = True):
+    """Cut each sequence into windows of ``max_len + 1`` items from its end → ``(users, windows, lengths)``.
+
+    Consecutive windows overlap by one item, so every item after a user's first is a next-item target exactly
+    once per epoch. ``all_windows=False`` keeps only each user's most recent window. ``windows`` is
+    (n_windows, max_len + 1), left-aligned, 0-padded; sequences shorter than 2 items are dropped.
+    """
+    seq_len = np.diff(offsets)
+    keep = seq_len >= 2
+    users, starts, seq_len = users[keep], offsets[:-1][keep], seq_len[keep]
+    count = -(-(seq_len - 1) // max_len) if all_windows else np.ones_like(seq_len)  # ceil((n − 1) / max_len)
+    window_user = np.repeat(np.arange(len(users)), count)
+    back = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)  # 0 = most recent window
+    end = seq_len[window_user] - back * max_len  # exclusive, within the user's sequence
+    begin = np.maximum(end - max_len - 1, 0)
+    width = np.arange(max_len + 1)[None, :]
+    inside = width < (end - begin)[:, None]
+    index = np.where(inside, starts[window_user, None] + begin[:, None] + width, 0)
+    windows = np.where(inside, flat[index], 0)
+    return torch.as_tensor(users[window_user]), torch.as_tensor(windows), torch.as_tensor(end - begin)
 
 
 def shifted_batch(sequences: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -96,7 +127,8 @@ def rss_batch(sequences, lengths, max_len, alpha, pct, generator=None) -> dict[s
 
 
 class SequenceTrainDataLoader:
-    """Iterable of :class:`Interaction` batches, one row per user, reshuffled and resampled every epoch.
+    """Iterable of :class:`Interaction` batches, one row per window (``sequence``) or user (``rss``), reshuffled
+    and resampled every epoch.
 
     Fields: ``user_id``, ``item_id_list`` (batch, max_len), ``item_length`` and either ``target_id_list``
     (strategy ``sequence``) or ``rss_targets`` (strategy ``rss``). Also ``item_id`` = the last target, so
@@ -116,13 +148,12 @@ class SequenceTrainDataLoader:
         self.item_field, self.uid_field = config["ITEM_ID_FIELD"], dataset.uid_field
         self.list_field = self.item_field + config["LIST_SUFFIX"]
         self.length_field = config["ITEM_LIST_LENGTH_FIELD"]
-        self.users, self.sequences, self.lengths = training_sequences(
-            dataset, self.item_field, config["LIST_SUFFIX"], self.length_field
-        )
+        histories = full_histories(dataset, self.item_field, config["LIST_SUFFIX"], self.length_field)
+        # RSS draws one example per user from the most recent window; `sequence` covers the whole history
+        all_windows = self.strategy == "sequence" and config["train_windows"] != "last"
+        self.users, self.sequences, self.lengths = training_windows(*histories, self.max_len, all_windows)
         self.alpha, self.pct = float(config["rss_alpha"]), float(config["rss_pct"])
         self.generator = torch.Generator().manual_seed(int(config["seed"]))
-        keep = self.lengths >= 2  # a single item has nothing to predict from
-        self.users, self.sequences, self.lengths = self.users[keep], self.sequences[keep], self.lengths[keep]
 
     def __len__(self) -> int:
         return math.ceil(len(self.users) / self.batch_size)
