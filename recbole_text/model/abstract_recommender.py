@@ -19,8 +19,7 @@ calibrated by ``gbce_t``; see :mod:`recbole_text.model.losses`).
 at ``b_i = −log(N − 1)``, the logit of "a random item is the next one". Binary losses need it: they must push
 all N − 1 wrong items to a low probability, and without a bias the model spends its state on that common
 offset and stays at the popularity ranking (ml-100k gSASRec, seen items excluded: valid NDCG@10 0.028 without,
-0.0765 with, after
-50 epochs). It is implemented as one extra dimension (states ⊕ 1, E_out ⊕ b), so every loss is unchanged.
+0.0765 with, after 50 epochs). It is implemented as one extra dimension (states ⊕ 1, E_out ⊕ b), so every loss is unchanged.
 """
 from __future__ import annotations
 
