@@ -136,7 +136,13 @@ def main(argv=None) -> int:
         if args.tune and args.num_workers:
             raise ConfigError("--tune and --num_workers are separate modes; use one")
         if args.tune:
-            print_sweep(run_sweep(args, config_files, overrides))
+            summary = run_sweep(args, config_files, overrides)
+            print_sweep(summary)
+            if summary["best"] is None:
+                errors = [r["error"] for r in summary["rows"] if r["error"]]
+                print(f"error: no trial reported a validation result ({summary['trials']} trials"
+                      + (f"; last error: {errors[0]})" if errors else ")"), file=sys.stderr)
+                return 2
             return 0
         if args.resume is True:
             raise ConfigError("--resume needs a CHECKPOINT (--resume=saved/X.pth); without one it continues a "
@@ -200,7 +206,9 @@ def print_sweep(summary: dict) -> None:
     saved = summary["epochs_saved_fraction"]
     print(f"\nsweep of {summary['model']} on {summary['dataset']}: {summary['trials']} trials "
           f"({', '.join(f'{v} {k}' for k, v in summary['statuses'].items())}), {summary['epochs_run']} of "
-          f"{summary['epochs_budgeted']} epochs run ({100 * (saved or 0):.0f}% saved), {summary['wall_time_s']:.0f} s")
+          f"{summary['epochs_budgeted']} budgeted epochs run"
+          + (f" ({100 * saved:.0f}% not needed)" if saved is not None and "ERROR" not in summary["statuses"] else "")
+          + f", {summary['wall_time_s']:.0f} s")
     if best:
         print(f"best trial {best['trial']}: {metric} {best[f'best_{metric}']:.4f} with {json.dumps(best['config'])}")
         if best.get("test_result"):
@@ -211,7 +219,8 @@ def print_sweep(summary: dict) -> None:
 
 
 def print_metrics(result: dict) -> None:
-    print(f"\n{result['model']} on {result['dataset']}: {result['epochs_run']} epochs, "
+    workers = f" on {result['num_workers']} Ray Train workers ({result['backend']})" if result.get("num_workers") else ""
+    print(f"\n{result['model']} on {result['dataset']}{workers}: {result['epochs_run']} epochs, "
           f"best epoch {result['best_epoch']}, {result['wall_time_s']:.1f} s")
     print("best valid: " + json.dumps({k: round(v, 4) for k, v in result["best_valid_result"].items()}))
     print("test:       " + json.dumps({k: round(v, 4) for k, v in result["test_result"].items()}))

@@ -312,7 +312,10 @@ def prepare_sweep(model, dataset, search_space, config_file_list=None, config_di
     metric, mode = metric_and_mode(config)
     unknown = [n for n in space if n not in config.final_config_dict]
     if unknown:
-        logging.getLogger().warning(f"the search space sets {unknown}, which no config layer defines")
+        logging.getLogger(__name__).warning(f"the search space sets {unknown}, which no config layer defines")
+    shadowed = sorted(set(searched(space)) & set(config_dict or {}))
+    if shadowed:
+        logging.getLogger(__name__).warning(f"{shadowed} are searched: the search space decides them, not --key=value")
     overrides.update(
         data_path=os.path.dirname(config["data_path"]),  # RecBole's data_path ends in /<dataset>
         valid_metric_bigger=(mode == "max"),
@@ -676,20 +679,29 @@ def write_plots(rows: list[dict], spec: dict, experiment: Path) -> dict:
     names = searched(spec["search_space"])
     scored = [r for r in rows if r[f"best_{metric}"] is not None]
     if names and scored:
-        fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False)
-        for ax, name in zip(axes[0], names):
+        from matplotlib.ticker import NullFormatter
+
+        columns = min(3, len(names))
+        rows_n = math.ceil(len(names) / columns)
+        fig, axes = plt.subplots(rows_n, columns, figsize=(4 * columns, 3.2 * rows_n), squeeze=False)
+        ys = [r[f"best_{metric}"] for r in scored]
+        colors = ["tab:red" if r is scored[0] else "tab:blue" for r in scored]  # rows are sorted best first
+        for ax, name in zip(axes.flat, names):
             values = [r[name] for r in scored]
-            ys = [r[f"best_{metric}"] for r in scored]
             numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
             if numeric:
-                ax.scatter(values, ys)
+                ax.scatter(values, ys, c=colors)
                 if spec["search_space"][name]["kind"] == "loguniform":
                     ax.set_xscale("log")
+                    ax.xaxis.set_minor_formatter(NullFormatter())
             else:
                 labels = sorted({str(v) for v in values})
-                ax.scatter([labels.index(str(v)) for v in values], ys)
+                ax.scatter([labels.index(str(v)) for v in values], ys, c=colors)
                 ax.set_xticks(range(len(labels)), labels)
             ax.set(xlabel=name, ylabel=f"best {metric}")
+        for ax in list(axes.flat)[len(names):]:
+            ax.set_visible(False)
+        fig.suptitle(f"{spec['model']} on {spec['dataset']}: best {metric} per trial (red: the best trial)")
         fig.tight_layout()
         out["metric_vs_hyperparameters"] = str(experiment / "metric_vs_hyperparameters.png")
         fig.savefig(out["metric_vs_hyperparameters"], dpi=100)
