@@ -76,13 +76,15 @@ class SequenceLossRecommender(SequentialRecommender):
 
     def forward(self, item_seq, item_seq_len):
         """State at the last real position: (batch, d)."""
-        return self.gather_indexes(self.encode(item_seq, item_seq_len), item_seq_len - 1)
+        width = int(item_seq_len.max())  # left-aligned: columns past the longest input are all padding
+        return self.gather_indexes(self.encode(item_seq[:, :width], item_seq_len), item_seq_len - 1)
 
     def calculate_loss(self, interaction):
         item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
         if TARGETS in interaction:
-            states = self.encode(item_seq, item_seq_len)  # (B, L, d)
-            targets = interaction[TARGETS][:, :, None]  # (B, L, 1)
+            width = int(item_seq_len.max())  # left-aligned: columns past the longest input are all padding
+            states = self.encode(item_seq[:, :width], item_seq_len)  # (B, width, d)
+            targets = interaction[TARGETS][:, :width, None]  # (B, width, 1)
         else:
             states = self.forward(item_seq, item_seq_len)[:, None, :]  # (B, 1, d)
             found = interaction[RSS_TARGETS] if RSS_TARGETS in interaction else interaction[self.POS_ITEM_ID][:, None]

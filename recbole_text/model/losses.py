@@ -35,24 +35,30 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / mask.sum().clamp(min=1)
 
 
+def _scored_rows(states: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Only positions with a target: (M, d) states and (M, T) targets (padding positions cost nothing)."""
+    rows = (targets > 0).any(-1)  # (B, P)
+    return states[rows], targets[rows]
+
+
 def softmax_ce(states: torch.Tensor, targets: torch.Tensor, item_embeddings: torch.Tensor) -> torch.Tensor:
     """Mean over (position, target) pairs of −log softmax(states · Eᵀ)[target]; padding id 0 never wins."""
-    logits = states @ item_embeddings.T  # (B, P, N)
-    logits[..., 0] = float("-inf")
-    log_probs = torch.log_softmax(logits, dim=-1)
-    picked = torch.gather(log_probs, 2, targets)  # (B, P, T)
+    states, targets = _scored_rows(states, targets)  # (M, d), (M, T)
+    logits = states @ item_embeddings.T  # (M, N)
+    logits[:, 0] = float("-inf")
+    picked = torch.gather(torch.log_softmax(logits, dim=-1), 1, targets)  # (M, T)
     mask = targets > 0
     return -_masked_mean(torch.where(mask, picked, 0.0), mask)
 
 
 def full_bce(states: torch.Tensor, targets: torch.Tensor, item_embeddings: torch.Tensor) -> torch.Tensor:
     """BCE over all real items (ids ≥ 1): targets are positives, every other item a negative."""
-    logits = (states @ item_embeddings.T)[..., 1:]  # (B, P, N−1)
+    states, targets = _scored_rows(states, targets)  # (M, d), (M, T)
+    logits = (states @ item_embeddings.T)[:, 1:]  # (M, N−1)
     labels = torch.zeros_like(logits)
     # padding (0) maps to column 0 with value 0; "amax" keeps a real target's 1 written to the same column
-    labels.scatter_reduce_(2, (targets - 1).clamp(min=0), (targets > 0).to(logits.dtype), reduce="amax")
-    loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(-1)  # (B, P)
-    return _masked_mean(loss, (targets > 0).any(-1))
+    labels.scatter_reduce_(1, (targets - 1).clamp(min=0), (targets > 0).to(logits.dtype), reduce="amax")
+    return F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(-1).mean()
 
 
 def sample_negatives(batch: int, k: int, num_items: int, device, generator=None) -> torch.Tensor:
