@@ -7,7 +7,7 @@ Architecture (same as RecBole's SASRec): for the left-aligned input ``s_1..s_L``
     score(t, i) = hᴸ_t · E_out[i]                                E_out = E_in if tie_embeddings
 
 What differs is training (``train_strategy``): ``sequence`` takes a loss at every position from one pass over
-each user's sequence per epoch (``L = Σ_t ℓ(hᴸ_t, s_{t+1})``); ``rss`` trains on recency-sampled targets from
+each user's history per epoch (in windows of ``MAX_ITEM_LIST_LENGTH + 1``) (``L = Σ_t ℓ(hᴸ_t, s_{t+1})``); ``rss`` trains on recency-sampled targets from
 the last position; ``prefix`` is RecBole's one-row-per-prefix data. ``loss_type`` is ``CE`` (softmax over all
 items, the default here), ``BCE`` or ``gBCE`` (see :class:`gSASRec`).
 """
