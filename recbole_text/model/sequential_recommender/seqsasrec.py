@@ -8,8 +8,9 @@ Architecture (same as RecBole's SASRec): for the left-aligned input ``s_1..s_L``
 
 What differs is training (``train_strategy``): ``sequence`` takes a loss at every position
 (``L = Σ_t ℓ(hᴸ_t, s_{t+1})``) from one pass over each user's history per epoch, in windows of
-``MAX_ITEM_LIST_LENGTH + 1``; ``rss`` trains on recency-sampled targets from the last position; ``prefix`` is RecBole's one-row-per-prefix data. ``loss_type`` is ``CE`` (softmax over all
-items, the default here), ``BCE`` or ``gBCE`` (see :class:`gSASRec`).
+``MAX_ITEM_LIST_LENGTH + 1``; ``rss`` trains on recency-sampled targets from the last position; ``prefix`` is
+RecBole's one-row-per-prefix data. ``loss_type`` is ``CE`` (softmax over all items, the default here), ``BCE``
+or ``gBCE`` (see :class:`gSASRec`).
 """
 from __future__ import annotations
 
