@@ -41,7 +41,12 @@ def main(argv=None) -> int:
     parser.add_argument("--name", default=None, help="experiment name (default <model>-<dataset>-sweep-<time>)")
     parser.add_argument("--results_dir", type=Path, default=RESULTS)
     parser.add_argument("--resume", action="store_true", help="continue the experiment --name")
+    parser.add_argument("--render", action="store_true", help="only rewrite the .md from the saved .json")
     args, extra = parser.parse_known_args(argv)
+    stem = args.results_dir / f"{args.dataset}-{args.model}-sweep"
+    if args.render:
+        Path(f"{stem}.md").write_text(render(json.loads(Path(f"{stem}.json").read_text()), stem.name))
+        return 0
     extra = [a for a in extra if a != "--"]
     name = args.name or f"{args.model}-{args.dataset}-sweep-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     experiment_dir = RUNS / "ray_results"
@@ -68,7 +73,6 @@ def main(argv=None) -> int:
     experiment = experiment_dir / name
     record = summarize(experiment, args, command, wall, load_before)
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    stem = args.results_dir / f"{args.dataset}-{args.model}-sweep"
     for source, suffix in (("learning_curves.png", ".png"), ("metric_vs_hyperparameters.png", "-hparams.png")):
         if (experiment / source).is_file():
             shutil.copy(experiment / source, f"{stem}{suffix}")
@@ -141,6 +145,21 @@ def _same(csv_value, value) -> bool:
     return str(csv_value) == str(value)
 
 
+def _rungs(record: dict) -> list[int]:
+    """ASHA's milestones for the recorded max epochs, grace period and reduction factor."""
+    import re
+
+    found = re.search(r"max (\d+) epochs, grace period (\d+), reduction factor ([\d.]+)", record["scheduler"])
+    if not found:
+        return []
+    max_t, grace, factor = int(found.group(1)), int(found.group(2)), float(found.group(3))
+    rungs, t = [], grace
+    while t < max_t:
+        rungs.append(int(t))
+        t *= factor
+    return rungs
+
+
 def render(record: dict, stem: str) -> str:
     metric, best, default = record["metric"], record["best"], record["default_trial"]
     lines = [
@@ -184,10 +203,19 @@ def render(record: dict, stem: str) -> str:
     if best:
         lines += [f"Best config: `{json.dumps(best['config'])}`  ",
                   f"Default config: `{json.dumps(record['default_config'])}`", ""]
-    lines += ["GPU sweep: not run, this machine has no GPU (trials take GPUs from Ray with `--gpus_per_trial`).", ""]
+    lines += [
+        "Reading it: epochs run counts every epoch trained (trials × max epochs is the budget without a "
+        "scheduler). ASHA is asynchronous: a trial that reaches a rung (here epochs "
+        + ", ".join(str(r) for r in _rungs(record)) + ") before others is promoted for lack of competition, so "
+        "the first trials tend to run longest; the later ones are stopped once they fall below the top "
+        "1/reduction-factor of the results recorded at that rung. The hyper-parameter plot shows each trial's "
+        "best validation score whatever its number of epochs.",
+        "",
+        "GPU sweep: not run, this machine has no GPU (trials take GPUs from Ray with `--gpus_per_trial`).", ""]
     names = [n for n, d in record["search_space"].items() if d["kind"] != "value"]
     space = ", ".join(f"{n}: {d['kind']} {d['args']}" for n, d in record["search_space"].items() if d["kind"] != "value")
     columns = ["trial", "status", "stopped_by", "epochs_run", "best_epoch", f"best_{metric}", *names, "s_per_epoch"]
+    # s_per_epoch: training seconds per epoch (1 CPU, machine shared with other jobs)
     lines += ["## Trials", "", f"Search space: {space}", "",
               "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in record["rows"]:
