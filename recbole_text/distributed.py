@@ -32,7 +32,7 @@ import os
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, process_time
 
 import torch
 from torch import nn
@@ -148,6 +148,7 @@ class DistributedTrainerMixin:
         device_ids = [self.device.index or 0] if self.device.type == "cuda" else None
         self.ddp = DistributedDataParallel(_LossModule(self.model), device_ids=device_ids)
         self._clock = None
+        self.epoch_cpu_s: list[float] = []  # CPU seconds of this process per training epoch (vs wall: its share)
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         self._clock = perf_counter()
@@ -159,8 +160,10 @@ class DistributedTrainerMixin:
             if _broadcast_json(bool(over)):
                 raise _TimeBudgetReached()
         inner = loss_func or self.model.calculate_loss
+        cpu = process_time()
         loss = super()._train_epoch(train_data, epoch_idx, loss_func=lambda batch: self.ddp(batch, inner),
                                     show_progress=show_progress)
+        self.epoch_cpu_s.append(process_time() - cpu)
         return self._mean_over_workers(loss)
 
     def _mean_over_workers(self, loss):
@@ -248,6 +251,7 @@ def train_worker(job: dict, report=None) -> dict | None:
         train_rows_per_s=rows / (sum(train_s) / len(train_s)) if rows and train_s else None,
         threads_per_worker=torch.get_num_threads(),
         master_addr=os.environ.get("MASTER_ADDR"),  # where the process group met (Ray Train sets it)
+        train_cpu_s=trainer.epoch_cpu_s,
     )
     return result
 
