@@ -126,6 +126,7 @@ def main(argv=None) -> int:
     from recbole_text.data.atomic import AtomicFileError
     from recbole_text.distributed import DistributedTrainingError
     from recbole_text.quick_start import run
+    from recbole_text.ray_env import RayConnectionError
 
     if args.list_models:
         print("recbole_text:", " ".join(sorted(registry.package_models())) or "(none)")
@@ -166,7 +167,7 @@ def main(argv=None) -> int:
                 result_file=args.result_file,
             )
     except (FileNotFoundError, AtomicFileError, CheckpointError, ConfigError, PickleRefusedError,
-            registry.UnknownModelError, DistributedTrainingError) as e:
+            registry.UnknownModelError, DistributedTrainingError, RayConnectionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as e:

@@ -32,6 +32,10 @@ def worker_env(local: bool) -> dict[str, str]:
     return env
 
 
+class RayConnectionError(ConnectionError):
+    """The Ray cluster named by ``--ray_address`` could not be joined (reported to CLI users as one line)."""
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None) -> bool:
     """Start a local Ray (``address`` None) or connect to ``address``; reuse a running session.
 
@@ -54,7 +58,15 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
     if local:
         ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **options)
     else:
-        ray.init(address=address, **options)
+        try:
+            ray.init(address=address, **options)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            hint = ""
+            if "AuthToken" in f"{e} {e.__cause__ or ''}":
+                hint = " (a token-authenticated cluster: set RAY_AUTH_MODE=token and make its token available)"
+            raise RayConnectionError(f"could not join the Ray cluster at {address}: "
+                                     f"{lines[-1] if lines else type(e).__name__}{hint}") from None
     return True
 
 
