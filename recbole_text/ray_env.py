@@ -56,7 +56,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
         runtime_env={"env_vars": worker_env(local)},
     )
     if local:
-        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **options)
+        # "local": always a new local instance, never one found through RAY_ADDRESS or `ray start`'s marker file
+        ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, **options)
     else:
         try:
             ray.init(address=address, **options)
