@@ -42,10 +42,15 @@ def main(argv=None) -> int:
     parser.add_argument("--results_dir", type=Path, default=RESULTS)
     parser.add_argument("--resume", action="store_true", help="continue the experiment --name")
     parser.add_argument("--render", action="store_true", help="only rewrite the .md from the saved .json")
+    parser.add_argument("--note", default=None, help="with --render: a remark to keep with the results")
     args, extra = parser.parse_known_args(argv)
     stem = args.results_dir / f"{args.dataset}-{args.model}-sweep"
     if args.render:
-        Path(f"{stem}.md").write_text(render(json.loads(Path(f"{stem}.json").read_text()), stem.name))
+        record = json.loads(Path(f"{stem}.json").read_text())
+        if args.note:
+            record["note"] = args.note
+            Path(f"{stem}.json").write_text(json.dumps(record, indent=2))
+        Path(f"{stem}.md").write_text(render(record, stem.name))
         return 0
     extra = [a for a in extra if a != "--"]
     name = args.name or f"{args.model}-{args.dataset}-sweep-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
@@ -212,6 +217,8 @@ def render(record: dict, stem: str) -> str:
         "best validation score whatever its number of epochs.",
         "",
         "GPU sweep: not run, this machine has no GPU (trials take GPUs from Ray with `--gpus_per_trial`).", ""]
+    if record.get("note"):
+        lines += [f"Note: {record['note']}", ""]
     names = [n for n, d in record["search_space"].items() if d["kind"] != "value"]
     space = ", ".join(f"{n}: {d['kind']} {d['args']}" for n, d in record["search_space"].items() if d["kind"] != "value")
     columns = ["trial", "status", "stopped_by", "epochs_run", "best_epoch", f"best_{metric}", *names, "s_per_epoch"]
