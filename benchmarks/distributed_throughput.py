@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+from run import log_tail, run_logged  # benchmarks/run.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -32,15 +32,10 @@ def run_config(label: str, args, extra: list[str], workers: int | None) -> dict:
     if workers:
         command += [f"--num_workers={workers}", f"--experiment_dir={RUNS / 'ray_results'}"]
     log_path = record_path.with_suffix(".log")
-    print(f"[bench] {' '.join(command)}  (log: {log_path})", flush=True)
     load_before = os.getloadavg()
-    started = time.perf_counter()
-    with open(log_path, "w") as log:
-        done = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        tail = log_path.read_text(errors="replace").splitlines()[-20:]
-        raise RuntimeError(f"{label} failed:\n" + "\n".join(tail))
+    code, wall, _ = run_logged(command, log_path)
+    if code != 0:
+        raise RuntimeError(f"{label} failed:\n" + log_tail(log_path))
     record = json.loads(record_path.read_text())
     train_s = [h["train_s"] for h in record["history"]]
     warm = train_s[1:] or train_s  # the first epoch also pays for warm-up

@@ -24,6 +24,20 @@ RESULTS = ROOT / "benchmarks" / "results"
 METRICS = ("recall@10", "ndcg@10", "mrr@10", "recall@50", "ndcg@50", "mrr@50")
 
 
+def run_logged(command: list[str], log_path: Path) -> tuple[int, float, float]:
+    """Run ``command`` from the repository root, its output into ``log_path`` → (exit code, wall s, peak RSS MB)."""
+    print(f"[bench] {' '.join(command)}  (log: {log_path})", flush=True)
+    started = time.perf_counter()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    return os.waitstatus_to_exitcode(status), time.perf_counter() - started, usage.ru_maxrss / 1024
+
+
+def log_tail(log_path: Path, lines: int = 20) -> str:
+    return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
 def run_one(model: str, dataset: str, label: str, overrides: list[str], results: Path = RESULTS) -> dict:
     runs = results.parent / "runs"
     runs.mkdir(parents=True, exist_ok=True)
@@ -31,17 +45,11 @@ def run_one(model: str, dataset: str, label: str, overrides: list[str], results:
     log_path = runs / f"{dataset}-{label}.log"
     command = [sys.executable, "run_recbole_text.py", f"--model={model}", f"--dataset={dataset}",
                f"--result_file={record_path}", "--show_progress=False", *overrides]
-    print(f"[bench] {' '.join(command)}  (log: {log_path})", flush=True)
-    started = time.perf_counter()
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        tail = log_path.read_text(errors="replace").splitlines()[-15:]
-        raise RuntimeError(f"{model} on {dataset} failed:\n" + "\n".join(tail))
+    code, wall, peak_rss_mb = run_logged(command, log_path)
+    if code != 0:
+        raise RuntimeError(f"{model} on {dataset} failed:\n" + log_tail(log_path, 15))
     record = json.loads(record_path.read_text())
-    record.update(label=label, process_wall_s=wall, process_peak_rss_mb=usage.ru_maxrss / 1024,
+    record.update(label=label, process_wall_s=wall, process_peak_rss_mb=peak_rss_mb,
                   command=" ".join(["python"] + command[1:]))
     record_path.write_text(json.dumps(record, indent=2))  # the run's own copy, for --rebuild
     png = record_path.with_suffix(".png")

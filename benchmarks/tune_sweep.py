@@ -17,11 +17,11 @@ import csv
 import json
 import os
 import shutil
-import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+from run import log_tail, run_logged  # benchmarks/run.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -66,15 +66,11 @@ def main(argv=None) -> int:
         command.append("--resume")
     RUNS.mkdir(parents=True, exist_ok=True)
     log_path = RUNS / f"{name}.log"
-    print(f"[bench] {' '.join(command)}  (log: {log_path})", flush=True)
     load_before = os.getloadavg()
-    started = time.perf_counter()
-    with open(log_path, "w") as log:
-        done = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        print("\n".join(log_path.read_text(errors="replace").splitlines()[-20:]), file=sys.stderr)
-        return done.returncode
+    code, wall, _ = run_logged(command, log_path)
+    if code != 0:
+        print(log_tail(log_path), file=sys.stderr)
+        return code
     experiment = experiment_dir / name
     record = summarize(experiment, args, command, wall, load_before)
     args.results_dir.mkdir(parents=True, exist_ok=True)
