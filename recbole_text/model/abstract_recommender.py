@@ -19,7 +19,8 @@ calibrated by ``gbce_t``; see :mod:`recbole_text.model.losses`).
 at ``b_i = −log(N − 1)``, the logit of "a random item is the next one". Binary losses need it: they must push
 all N − 1 wrong items to a low probability, and without a bias the model spends its state on that common
 offset and stays at the popularity ranking (ml-100k gSASRec, seen items excluded: valid NDCG@10 0.028 without,
-0.0765 with, after 50 epochs). It is implemented as one extra dimension (states ⊕ 1, E_out ⊕ b), so every loss is unchanged.
+0.0765 with, after 50 epochs). It is implemented as one extra dimension (states ⊕ 1, E_out ⊕ b), so every loss
+is unchanged.
 """
 from __future__ import annotations
 
@@ -74,17 +75,20 @@ class SequenceLossRecommender(SequentialRecommender):
         """States (…, d), or (…, d + 1) with a constant 1 that meets the item bias column."""
         return states if self.item_bias is None else torch.cat([states, torch.ones_like(states[..., :1])], dim=-1)
 
+    def encode_items(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        """``encode`` over the columns that hold items: (batch, max(item_seq_len), d). Inputs are left-aligned,
+        so every column past the longest input is padding and costs nothing here."""
+        return self.encode(item_seq[:, :int(item_seq_len.max())], item_seq_len)
+
     def forward(self, item_seq, item_seq_len):
         """State at the last real position: (batch, d)."""
-        width = int(item_seq_len.max())  # left-aligned: columns past the longest input are all padding
-        return self.gather_indexes(self.encode(item_seq[:, :width], item_seq_len), item_seq_len - 1)
+        return self.gather_indexes(self.encode_items(item_seq, item_seq_len), item_seq_len - 1)
 
     def calculate_loss(self, interaction):
         item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
         if TARGETS in interaction:
-            width = int(item_seq_len.max())  # left-aligned: columns past the longest input are all padding
-            states = self.encode(item_seq[:, :width], item_seq_len)  # (B, width, d)
-            targets = interaction[TARGETS][:, :width, None]  # (B, width, 1)
+            states = self.encode_items(item_seq, item_seq_len)  # (B, W, d), W = longest input
+            targets = interaction[TARGETS][:, :states.shape[1], None]  # (B, W, 1)
         else:
             states = self.forward(item_seq, item_seq_len)[:, None, :]  # (B, 1, d)
             found = interaction[RSS_TARGETS] if RSS_TARGETS in interaction else interaction[self.POS_ITEM_ID][:, None]
