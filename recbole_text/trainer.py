@@ -10,9 +10,11 @@ own training loop, evaluator and early stopping run unchanged while
 """
 from __future__ import annotations
 
+import os
+import uuid
 from time import perf_counter
 
-from recbole_text.compat import load_checkpoint, save_checkpoint
+from recbole_text.compat import CheckpointError, load_checkpoint, save_checkpoint
 
 
 class _TimeBudgetReached(Exception):
@@ -28,6 +30,10 @@ class SafeCheckpointMixin:
         self.epoch_callbacks = []  # called as fn(record) after each validation
         self.time_budget_s = config["time_budget_s"]  # stop starting new epochs after this many seconds
         self.stopped_by = None
+        # RecBole names the file <model>-<local time to the second>.pth: two runs started in the same second
+        # (a benchmark pair, Ray trials) would overwrite each other's best model
+        stem, ext = os.path.splitext(self.saved_model_file)
+        self.saved_model_file = f"{stem}-{os.getpid()}-{uuid.uuid4().hex[:6]}{ext}"
 
     # --- records -------------------------------------------------------------------------------------
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
@@ -87,7 +93,12 @@ class SafeCheckpointMixin:
 
     def _load_model_state(self, path) -> dict:
         checkpoint = load_checkpoint(path, expected_model=self.config["model"], map_location=self.device)
-        self.model.load_state_dict(checkpoint["state_dict"])
+        try:
+            self.model.load_state_dict(checkpoint["state_dict"])
+        except RuntimeError as e:  # shapes or names differ: the checkpoint was trained with another config
+            details = "; ".join(line.strip() for line in str(e).splitlines()[1:4])
+            raise CheckpointError(f"{path}: its weights do not fit this {self.config['model']} configuration "
+                                  f"({details})") from None
         self.model.load_other_parameter(checkpoint.get("other_parameter") or None)
         return checkpoint
 

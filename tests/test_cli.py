@@ -96,6 +96,28 @@ def test_checkpoint_of_another_model_is_refused(tiny_data, in_tmp_cwd, capsys):
     assert first["checkpoint"] in err and "GRU4Rec" in err and "SASRec" in err
 
 
+def test_checkpoint_of_another_configuration_is_refused(tiny_data, in_tmp_cwd, capsys):
+    first = run("SASRec", "tiny", config_dict={**FAST, "data_path": str(tiny_data)})
+    args = [a for a in FAST_ARGS if not a.startswith("--hidden_size")]
+    code = main(["--model=SASRec", "--dataset=tiny", f"--data_path={tiny_data}", f"--resume={first['checkpoint']}",
+                 "--hidden_size=32", *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert first["checkpoint"] in err and "do not fit" in err and "Traceback" not in err
+
+
+def test_runs_started_in_the_same_second_keep_separate_checkpoints(tiny_data, in_tmp_cwd):
+    from recbole_text.config import TextConfig
+    from recbole_text.data import create_dataset, data_preparation
+    from recbole_text.registry import get_model, get_trainer
+
+    config = TextConfig("SASRec", "tiny", config_dict={**FAST, "data_path": str(tiny_data)})
+    train, _, _ = data_preparation(config, create_dataset(config))
+    trainer_class = get_trainer(config["MODEL_TYPE"], "SASRec")
+    files = {trainer_class(config, get_model("SASRec")(config, train._dataset)).saved_model_file for _ in range(3)}
+    assert len(files) == 3
+
+
 def run_cli(*args, cwd):
     return subprocess.run([sys.executable, str(REPO / "run_recbole_text.py"), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=300)
