@@ -209,6 +209,29 @@ def test_sequence_windows_make_every_training_interaction_a_target_once_per_epoc
     assert len(data_preparation(only_last, create_dataset(only_last))[0].users) == 60
 
 
+@pytest.mark.parametrize("history, drawn_from", [("recent", 5), ("full", 10)])
+def test_rss_history_recent_or_full(history, drawn_from, tiny_data, in_tmp_cwd):
+    """``full`` draws targets from the whole training history (10 items) and feeds the most recent undrawn
+    MAX_ITEM_LIST_LENGTH items; ``recent`` only looks at the last MAX_ITEM_LIST_LENGTH + 1 items."""
+    config = TextConfig("SeqSASRec", "tiny", config_dict={**FAST, "data_path": str(tiny_data), "MAX_ITEM_LIST_LENGTH": 4,
+                                                         "train_strategy": "rss", "rss_history": history,
+                                                         "rss_alpha": 1.0, "rss_pct": 0.5, "train_batch_size": 60})
+    train, _, _ = data_preparation(config, create_dataset(config))
+    assert train.sequences.shape[1] == drawn_from
+    drawn_positions = set()
+    for _ in range(20):
+        batch = next(iter(train))
+        for user, inputs, targets in zip(batch["user_id"].tolist(), batch["item_id_list"].tolist(),
+                                         batch["rss_targets"].tolist()):
+            token = int(train.dataset.field2id_token["user_id"][user][1:])  # user u saw items u+1, u+2, ... (mod 60)
+            history = [(token + step) % 60 + 1 for step in range(10)]
+            targets = {t for t in targets if t}
+            undrawn = [item for item in history[-drawn_from:] if item not in targets]
+            assert [i for i in inputs if i] == undrawn[-4:]
+            drawn_positions |= {history.index(t) for t in targets}
+    assert drawn_positions == set(range(10 - drawn_from, 10))
+
+
 def test_prefix_models_refuse_sequence_strategies(tiny_data, in_tmp_cwd, capsys):
     code = main(["--model=SASRec", "--dataset=tiny", f"--data_path={tiny_data}", "--train_strategy=rss",
                  *[f"--{k}={v}" for k, v in FAST.items()]])

@@ -15,7 +15,9 @@ of two strategies (``train_strategy``):
     ``max(1, ⌊rss_pct·n⌋)`` positions with replacement, ``P(i) ∝ rss_alpha^(n−i)`` (i = 1..n, so the most
     recent item has weight 1); duplicates collapse. ``rss_targets`` holds the drawn items (0-padded) and the
     input ``item_id_list`` is the sequence with the drawn positions removed, cut to the most recent
-    ``MAX_ITEM_LIST_LENGTH`` items. Targets are resampled every epoch.
+    ``MAX_ITEM_LIST_LENGTH`` items. Targets are resampled every epoch. The sequence is the user's last
+    ``MAX_ITEM_LIST_LENGTH + 1`` items (``rss_history: recent``) or the whole history (``full``, the paper's
+    n; the input still holds the most recent ``MAX_ITEM_LIST_LENGTH`` items that were not drawn).
 
 Validation and test stay RecBole's leave-one-out full-ranking loaders; only training changes.
 Everything is vectorised over the batch (no Python loop over users or items).
@@ -149,9 +151,15 @@ class SequenceTrainDataLoader:
         self.list_field = self.item_field + config["LIST_SUFFIX"]
         self.length_field = config["ITEM_LIST_LENGTH_FIELD"]
         histories = full_histories(dataset, self.item_field, config["LIST_SUFFIX"], self.length_field)
-        # RSS draws one example per user from the most recent window; `sequence` covers the whole history
-        all_windows = self.strategy == "sequence" and config["train_windows"] != "last"
-        self.users, self.sequences, self.lengths = training_windows(*histories, self.max_len, all_windows)
+        if self.strategy == "sequence":
+            all_windows = config["train_windows"] != "last"
+            self.users, self.sequences, self.lengths = training_windows(*histories, self.max_len, all_windows)
+        else:  # one RSS example per user, drawn from its recent window or (rss_history: full) whole history
+            history = config["rss_history"] or "recent"
+            if history not in ("recent", "full"):
+                raise ConfigError(f"rss_history must be 'recent' or 'full', got {history!r}")
+            width = self.max_len if history == "recent" else max(int(np.diff(histories[2]).max()) - 1, 1)
+            self.users, self.sequences, self.lengths = training_windows(*histories, width, all_windows=False)
         self.alpha, self.pct = float(config["rss_alpha"]), float(config["rss_pct"])
         self.generator = torch.Generator().manual_seed(int(config["seed"]))
 
