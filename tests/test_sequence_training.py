@@ -217,7 +217,7 @@ def test_rss_history_recent_or_full(history, drawn_from, tiny_data, in_tmp_cwd):
                                                          "train_strategy": "rss", "rss_history": history,
                                                          "rss_alpha": 1.0, "rss_pct": 0.5, "train_batch_size": 60})
     train, _, _ = data_preparation(config, create_dataset(config))
-    assert train.sequences.shape[1] == drawn_from
+    assert (train.lengths == drawn_from).all()
     drawn_positions = set()
     for _ in range(20):
         batch = next(iter(train))
