@@ -12,6 +12,7 @@ import yaml
 
 from recbole_text import compat  # noqa: F401  (NumPy aliases before RecBole's Config runs)
 from recbole.config import Config
+from recbole.utils import InputType
 
 PROPERTIES = Path(__file__).resolve().parent.parent / "properties"
 
@@ -43,6 +44,10 @@ def parse_value(text: str):
     return value
 
 
+RECBOLE_DEFAULT_NEGATIVE_SAMPLING = {"distribution": "uniform", "sample_num": 1, "alpha": 1.0, "dynamic": False,
+                                     "candidate_num": 0}
+
+
 class TextConfig(Config):
     """RecBole's ``Config`` that (1) reads overrides from ``config_dict`` only, never from ``sys.argv``,
     (2) makes ``data_path``/``checkpoint_dir`` absolute (Ray trials run elsewhere), (3) leaves an existing
@@ -62,6 +67,14 @@ class TextConfig(Config):
             self.final_config_dict[key] = os.path.abspath(self.final_config_dict[key])
         if self.final_config_dict.get("benchmark_filename"):
             self._presplit_presets()
+
+    def _set_default_parameters(self):
+        super()._set_default_parameters()
+        final = self.final_config_dict
+        # overall.yaml turns RecBole's negative sampler off (softmax-CE models refuse it), but pairwise models
+        # (BPR, or SASRec with loss_type: BPR) cannot train without a negative per row: give them RecBole's default.
+        if final.get("train_neg_sample_args") is None and final.get("MODEL_INPUT_TYPE") == InputType.PAIRWISE:
+            final["train_neg_sample_args"] = dict(RECBOLE_DEFAULT_NEGATIVE_SAMPLING)
 
     def _presplit_presets(self):
         """Pre-split files carry the history as ``item_id_list``: load it and share item_id's vocabulary."""

@@ -252,3 +252,18 @@ def test_real_overall_yaml_builds():
     assert config["epochs"] == 2
     assert config["train_neg_sample_args"]["distribution"] == "none"
     assert config["data_path"].endswith(os.sep + DATASET)
+
+
+@pytest.mark.parametrize("model, overrides", [("BPR", {}), ("SASRec", {"loss_type": "BPR"})])
+def test_pairwise_models_get_recbole_negative_sampling(model, overrides):
+    """overall.yaml turns the sampler off for CE; a pairwise model would then fail with KeyError 'neg_item_id'."""
+    config = TextConfig(model, DATASET, config_dict=overrides)
+    assert config["train_neg_sample_args"]["distribution"] == "uniform"
+    assert config["train_neg_sample_args"]["sample_num"] == 1
+
+
+def test_explicit_pairwise_sampling_is_kept():
+    config = TextConfig("BPR", DATASET, config_dict={"train_neg_sample_args": {"distribution": "popularity",
+                                                                                "sample_num": 3}})
+    assert config["train_neg_sample_args"]["distribution"] == "popularity"
+    assert config["train_neg_sample_args"]["sample_num"] == 3
