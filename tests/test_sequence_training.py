@@ -158,6 +158,17 @@ def test_rss_batch_removes_targets_from_the_input():
         assert inputs == kept[-12:]  # order kept, the most recent max_len items
 
 
+@pytest.mark.parametrize("pct", [1.0, 3.0])
+def test_rss_leaves_at_least_one_input_item_at_any_pct(pct):
+    """⌊pct·n⌋ ≥ n draws could take every item of a short sequence, leaving an empty input (index −1)."""
+    lengths = torch.randint(2, 5, (2000,))
+    sequences = (torch.arange(1, 5)[None, :] * (torch.arange(4)[None, :] < lengths[:, None])).long()
+    batch = rss_batch(sequences, lengths, max_len=4, alpha=1.0, pct=pct, generator=torch.Generator().manual_seed(1))
+    assert (batch["input_lengths"] >= 1).all()
+    drawn = (batch["targets"] > 0).sum(1)
+    assert (drawn <= lengths - 1).all() and (drawn == lengths - 1).any()
+
+
 def test_shifted_batch_targets_are_the_next_items():
     sequences = torch.tensor([[5, 6, 7, 8], [9, 3, 0, 0]])
     batch = shifted_batch(sequences, torch.tensor([4, 2]))

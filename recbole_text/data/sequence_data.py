@@ -106,7 +106,8 @@ def rss_draw(lengths: torch.Tensor, max_len: int, alpha: float, pct: float, gene
     valid = positions < lengths[:, None]
     exponent = (lengths[:, None] - 1 - positions).clamp(min=0).double()  # n−i with i 1-based
     weights = torch.where(valid, torch.pow(torch.tensor(alpha, dtype=torch.float64), exponent), 0.0)
-    draws = torch.clamp((lengths.double() * pct).floor().long(), min=1)
+    # at most n−1 draws, so at least one item is left as input (rss_pct ≥ 1 could otherwise draw them all)
+    draws = torch.minimum(torch.clamp((lengths.double() * pct).floor().long(), min=1), (lengths - 1).clamp(min=1))
     picked = torch.multinomial(weights, int(draws.max()), replacement=True, generator=generator)
     keep_draw = torch.arange(picked.shape[1]).expand_as(picked) < draws[:, None]
     mask = torch.zeros(batch, max_len, dtype=torch.bool)
