@@ -88,6 +88,40 @@ def test_gradients_are_finite_for_extreme_logits(loss):
     assert torch.isfinite(states.grad).all() and torch.isfinite(emb.grad).all()
 
 
+def test_gbce_gradient_matches_the_indexed_definition():
+    torch.manual_seed(4)
+    states = torch.randn(3, 5, 8, requires_grad=True)
+    emb = torch.randn(30, 8, requires_grad=True)
+    targets = torch.randint(0, 30, (3, 5, 2))
+    negatives = torch.randint(1, 30, (3, 7))
+    losses.gbce(states, targets, emb, negatives, beta=0.4).backward()
+    got_states, got_emb = states.grad.clone(), emb.grad.clone()
+    states.grad = emb.grad = None
+    pos = F.softplus(-(states[:, :, None, :] * emb[targets]).sum(-1))
+    neg = F.softplus(states @ emb[negatives].transpose(1, 2)) * ~(negatives[:, None, None, :] == targets[..., None]).any(2)
+    mask = targets > 0
+    per_position = (0.4 * (pos * mask).sum(-1) / mask.sum(-1).clamp(min=1) + neg.sum(-1)) / 8
+    rows = mask.any(-1)
+    ((per_position * rows).sum() / rows.sum()).backward()
+    assert torch.allclose(got_states, states.grad, atol=1e-6) and torch.allclose(got_emb, emb.grad, atol=1e-6)
+
+
+def test_cpu_dropout_keeps_1_minus_p_scaled_and_is_identity_in_eval():
+    from recbole_text.model.layers import Dropout
+
+    torch.manual_seed(0)
+    layer, x = Dropout(0.3), torch.ones(200, 500, requires_grad=True)
+    y = layer(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.01
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))
+    y.sum().backward()
+    assert torch.equal(x.grad != 0, kept)  # no gradient through a dropped element
+    layer.eval()
+    assert torch.equal(layer(x), x)
+    assert torch.equal(Dropout(0.0).train()(x), x)
+
+
 def test_softmax_ce_and_full_bce_match_their_definitions_and_skip_padding():
     states, emb, targets, _ = random_case(positions=2)
     targets[0, 1, 0] = 0  # a padded position: no loss

@@ -68,8 +68,9 @@ def sample_negatives(batch: int, k: int, num_items: int, device, generator=None)
 
 def gbce(states, targets, item_embeddings, negatives, beta: float) -> torch.Tensor:
     """gBCE with the given negatives (batch, k); a negative equal to a target of its position is ignored."""
-    pos_logits = (states[:, :, None, :] * item_embeddings[targets]).sum(-1)  # (B, P, T)
-    neg_logits = states @ item_embeddings[negatives].transpose(1, 2)  # (B, P, k)
+    # F.embedding, not item_embeddings[ids]: its backward is an index_add, 3× faster on CPU than index_put
+    pos_logits = (states[:, :, None, :] * F.embedding(targets, item_embeddings)).sum(-1)  # (B, P, T)
+    neg_logits = states @ F.embedding(negatives, item_embeddings).transpose(1, 2)  # (B, P, k)
     target_mask = targets > 0
     collision = (negatives[:, None, None, :] == targets[..., None]).any(2)  # (B, P, k)
     pos_term = _row_mean(F.softplus(-pos_logits), target_mask)  # (B, P)

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recbole_text.model.abstract_recommender import SequenceLossRecommender
+from recbole_text.model.layers import Dropout
 
 
 class CausalSelfAttention(nn.Module):
@@ -60,9 +61,9 @@ class DecoderBlock(nn.Module):
         self.attn_norm, self.ffn_norm = nn.LayerNorm(d, eps=eps), nn.LayerNorm(d, eps=eps)
         self.attention = CausalSelfAttention(d, n_heads, attn_dropout)
         self.ffn = nn.Sequential(
-            nn.Linear(d, inner), nn.GELU() if act == "gelu" else nn.ReLU(), nn.Dropout(dropout), nn.Linear(inner, d)
+            nn.Linear(d, inner), nn.GELU() if act == "gelu" else nn.ReLU(), Dropout(dropout), nn.Linear(inner, d)
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.dropout(self.attention(self.attn_norm(x)))
@@ -82,7 +83,7 @@ class gSASRec(SequenceLossRecommender):  # noqa: N801 (the paper's name)
             for _ in range(config["n_layers"])
         )
         self.final_norm = nn.LayerNorm(d, eps=eps)
-        self.dropout = nn.Dropout(config["hidden_dropout_prob"])
+        self.dropout = Dropout(config["hidden_dropout_prob"])
         for table in (self.item_embedding, self.position_embedding, self.output_embedding):
             if table is not None:
                 nn.init.normal_(table.weight, std=config["initializer_range"])
