@@ -165,13 +165,13 @@ def test_no_arguments_runs_the_short_embedded_default(monkeypatch, capsys):
 
 
 def _resident_mb() -> float:
-    import os
-    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    import psutil
+    return psutil.Process().memory_info().rss / 2**20
 
 
 def test_release_free_memory_returns_the_freed_heap_to_the_os():
     from recbole_text.trainer import release_free_memory
-    if not sys.platform.startswith("linux") or not release_free_memory():
+    if not release_free_memory():  # False off Linux and on non-glibc C libraries
         pytest.skip("needs glibc's malloc_trim")
     blocks = [bytearray(2000) for _ in range(50_000)]  # ~100 MB of malloc'd chunks
     pinned = blocks[-1]  # the heap's top stays in use, so free() alone cannot shrink it
