@@ -248,14 +248,17 @@ def test_crashing_trial_is_retried_and_a_failed_one_is_reported(ray_session, tmp
 
 
 def make_interrupter(marker: Path, at_epoch: int):
-    """A Tune callback that interrupts the sweep (SIGINT, as Ctrl-C does) once, at the first report of
-    ``at_epoch``."""
+    """A Tune callback that interrupts the sweep (SIGINT, as Ctrl-C does) once, when the first trial's
+    checkpoint of ``at_epoch`` is registered, and writes that trial's id to ``marker``.
+
+    Tune logs a result before it registers the result's checkpoint, so interrupting on the result itself
+    would race: another trial could have logged an epoch whose checkpoint Tune never recorded."""
     from ray.tune import Callback
 
     class Interrupt(Callback):
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            if result.get("epochs_done") == at_epoch and not marker.exists():
-                marker.touch()
+        def on_trial_save(self, iteration, trials, trial, **info):
+            if trial.last_result.get("epochs_done") == at_epoch and not marker.exists():
+                marker.write_text(trial.trial_id)
                 os.kill(os.getpid(), signal.SIGINT)
 
     return Interrupt()
@@ -269,15 +272,15 @@ def test_interrupted_sweep_resumes_from_its_checkpoints(ray_session, tmp_path):
     first = tune("SeqSASRec", "tiny", {"learning_rate": {"grid": [0.001, 0.01]}},
                  config_dict={**FAST, "data_path": str(tmp_path / "data"), "epochs": 4}, scheduler="fifo",
                  callbacks=[make_interrupter(tmp_path / "interrupted", at_epoch=2)], **common)
-    assert "INCOMPLETE" in first["statuses"]
-    interrupted = [r["trial"] for r in first["rows"] if r["epochs_run"] >= 1 and r["status"] == "INCOMPLETE"]
-    assert interrupted
+    checkpointed = (tmp_path / "interrupted").read_text()  # the trial whose epoch-2 checkpoint Tune recorded
+    status_of = {r["trial"]: r["status"] for r in first["rows"]}
+    assert status_of[checkpointed] == "INCOMPLETE"
 
     resumed = tune("SeqSASRec", "tiny", resume=True, **common)
     assert resumed["statuses"] == {"TERMINATED": 2}
     assert all(r["epochs_run"] == 4 and r["stopped_by"] == "epochs" for r in resumed["rows"])
-    for trial in interrupted:  # continued from its last checkpoint, not from scratch
-        history = resumed["histories"][trial]
-        assert history[-1]["epochs_done"] == 4 and history[-1]["start_epoch"] >= 1
+    history = resumed["histories"][checkpointed]  # continued from its epoch-2 checkpoint, not from scratch
+    assert history[0]["start_epoch"] == 0 and history[-1]["epochs_done"] == 4
+    assert history[-1]["start_epoch"] >= 2  # Tune may record one more checkpoint before it stops
     spec = json.loads((Path(resumed["experiment"]) / "sweep.json").read_text())
     assert [s["resumed"] for s in spec["sessions"]] == [False, True]
