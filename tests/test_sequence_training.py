@@ -72,7 +72,7 @@ def test_negative_equal_to_the_target_is_ignored():
     assert collided.item() == pytest.approx(clean.item() * 4 / 5, rel=1e-5)  # same sum, divided by k+1 = 5
 
 
-@pytest.mark.parametrize("loss", ["CE", "BCE", "gBCE"])
+@pytest.mark.parametrize("loss", ["CE", "BCE", "gBCE", "LambdaRank"])
 def test_gradients_are_finite_for_extreme_logits(loss):
     states, emb, targets, negatives = random_case()
     states = (states * 1e4).requires_grad_()
@@ -81,6 +81,8 @@ def test_gradients_are_finite_for_extreme_logits(loss):
         value = losses.softmax_ce(states, targets, emb)
     elif loss == "BCE":
         value = losses.full_bce(states, targets, emb)
+    elif loss == "LambdaRank":
+        value = losses.lambdarank(states, targets, emb)
     else:
         value = losses.gbce(states, targets, emb, negatives, beta=0.3)
     value.backward()
@@ -136,6 +138,39 @@ def test_softmax_ce_and_full_bce_match_their_definitions_and_skip_padding():
         labels[b, p, targets[b, p, 0] - 1] = 1
     bce = F.binary_cross_entropy_with_logits((states @ emb.T)[..., 1:], labels, reduction="none").mean(-1)[mask].mean()
     assert losses.full_bce(states, targets, emb).item() == pytest.approx(bce.item(), rel=1e-5)
+
+
+def test_lambdarank_matches_its_pairwise_definition():
+    torch.manual_seed(5)
+    states, emb = torch.randn(2, 3, 6), torch.randn(9, 6)
+    targets = torch.tensor([[[2, 5, 2], [0, 0, 0], [7, 0, 0]],
+                            [[1, 8, 3], [4, 0, 0], [0, 0, 0]]])  # a repeated target, padded slots and rows
+    expected, rows = 0.0, 0
+    for b in range(2):
+        for p in range(3):
+            positive = {int(t) for t in targets[b, p] if t > 0}
+            if not positive:
+                continue
+            rows += 1
+            scores = (states[b, p] @ emb.T)[1:]  # items 1..8
+            rank = {item: r for r, item in enumerate((scores.argsort(descending=True) + 1).tolist())}
+            gain = lambda item: 1 / math.log2(rank[item] + 2)
+            idcg = sum(1 / math.log2(r + 2) for r in range(len(positive)))
+            for i in positive:
+                for j in set(range(1, 9)) - positive:
+                    delta = abs(gain(i) - gain(j)) / idcg
+                    expected += delta * F.softplus(scores[j - 1] - scores[i - 1]).item()
+    assert losses.lambdarank(states, targets, emb).item() == pytest.approx(expected / rows, rel=1e-5)
+
+
+def test_lambdarank_pushes_a_target_up_and_the_items_above_it_down():
+    torch.manual_seed(6)
+    states, emb = torch.randn(1, 1, 4, requires_grad=True), torch.randn(12, 4, requires_grad=True)
+    scores = (states[0, 0] @ emb.T)[1:]
+    target = int(scores.argsort()[0]) + 1  # the lowest-ranked item is the target
+    losses.lambdarank(states, torch.tensor([[[target]]]), emb).backward()
+    step = -emb.grad @ states[0, 0]  # how a gradient step on the item table changes each item's score
+    assert step[target] > 0 and (step[1:][torch.arange(1, 12) != target] <= 0).all()
 
 
 def test_full_bce_target_item_1_next_to_padding():
@@ -343,6 +378,7 @@ def test_gsasrec_decoder_is_causal(tiny_data, in_tmp_cwd):
     [
         ("gSASRec", {"learning_rate": 0.01, "num_negatives": 16}),
         ("SeqSASRec", {"learning_rate": 0.01, "train_strategy": "rss", "loss_type": "CE"}),
+        ("SeqSASRec", {"learning_rate": 0.01, "train_strategy": "rss", "loss_type": "LambdaRank"}),
         ("SeqGRU4Rec", {"learning_rate": 0.02, "dropout_prob": 0.0, "train_strategy": "rss", "loss_type": "CE"}),
         ("SeqGRU4Rec", {"learning_rate": 0.02, "dropout_prob": 0.0, "train_strategy": "sequence", "loss_type": "CE"}),
     ],

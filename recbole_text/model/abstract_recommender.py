@@ -13,7 +13,8 @@ batch holds        states used                                     targets
 =================  ==============================================  =====================================
 
 ``loss_type``: ``CE`` (softmax over all items), ``BCE`` (binary over all items), ``gBCE`` (k sampled negatives,
-calibrated by ``gbce_t``; see :mod:`recbole_text.model.losses`).
+calibrated by ``gbce_t``), ``LambdaRank`` (pairwise over all items, NDCG-weighted); see
+:mod:`recbole_text.model.losses`.
 
 ``item_bias`` adds a learnable per-item bias to every score, ``score(t, i) = h_t · E_out[i] + b_i``, initialised
 at ``b_i = −log(N − 1)``, the logit of "a random item is the next one". Binary losses need it: they must push
@@ -35,7 +36,7 @@ from recbole_text.config import ConfigError
 from recbole_text.data.sequence_data import RSS_TARGETS, TARGETS
 from recbole_text.model import losses
 
-LOSSES = ("CE", "BCE", "gBCE")
+LOSSES = ("CE", "BCE", "gBCE", "LambdaRank")
 
 
 class SequenceLossRecommender(SequentialRecommender):
@@ -101,6 +102,8 @@ class SequenceLossRecommender(SequentialRecommender):
             return losses.softmax_ce(states, targets, embeddings)
         if self.loss_type == "BCE":
             return losses.full_bce(states, targets, embeddings)
+        if self.loss_type == "LambdaRank":
+            return losses.lambdarank(states, targets, embeddings)
         negatives = losses.sample_negatives(states.shape[0], self.num_negatives, self.n_items, states.device)
         return losses.gbce(states, targets, embeddings, negatives, self.gbce_beta)
 

@@ -6,6 +6,14 @@ the sampled target set for RSS.
 
 * :func:`softmax_ce` — softmax cross-entropy over **all** items (SASRec-CE, BERT4Rec-style).
 * :func:`full_bce` — binary cross-entropy over **all** items with the targets as positives (RSS's BCE).
+* :func:`lambdarank` — LambdaRank over all items (RSS's other paired loss): a logistic loss on every
+  (target, non-target) pair, weighted by how much swapping the two would change the row's NDCG,
+
+  .. math::
+      L = \\frac{1}{M}\\sum_{rows}\\sum_{i ∈ P}\\sum_{j ∉ P} |ΔNDCG_{ij}|\\;\\mathrm{softplus}(s_j − s_i),\\qquad
+      |ΔNDCG_{ij}| = \\frac{|D(r_i) − D(r_j)|}{\\mathrm{IDCG}},\\ D(r) = \\frac{1}{\\log_2(r + 2)}
+
+  with r the item's current 0-based rank in the row (the weights carry no gradient).
 * :func:`gbce` — gSASRec's generalised BCE with ``k`` uniformly sampled negatives (memory independent of
   the catalogue size):
 
@@ -51,14 +59,43 @@ def softmax_ce(states: torch.Tensor, targets: torch.Tensor, item_embeddings: tor
     return -_masked_mean(torch.where(mask, picked, 0.0), mask)
 
 
-def full_bce(states: torch.Tensor, targets: torch.Tensor, item_embeddings: torch.Tensor) -> torch.Tensor:
-    """BCE over all real items (ids ≥ 1): targets are positives, every other item a negative."""
+def _real_item_logits(states, targets, item_embeddings):
+    """Rows with a target → ``(logits, labels, targets)``: (M, N−1) scores of the real items (ids ≥ 1), their
+    0/1 labels, and the (M, T) targets."""
     states, targets = _scored_rows(states, targets)  # (M, d), (M, T)
     logits = (states @ item_embeddings.T)[:, 1:]  # (M, N−1)
     labels = torch.zeros_like(logits)
     # padding (0) maps to column 0 with value 0; "amax" keeps a real target's 1 written to the same column
     labels.scatter_reduce_(1, (targets - 1).clamp(min=0), (targets > 0).to(logits.dtype), reduce="amax")
+    return logits, labels, targets
+
+
+def full_bce(states: torch.Tensor, targets: torch.Tensor, item_embeddings: torch.Tensor) -> torch.Tensor:
+    """BCE over all real items (ids ≥ 1): targets are positives, every other item a negative."""
+    logits, labels, _ = _real_item_logits(states, targets, item_embeddings)
     return F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(-1).mean()
+
+
+def lambdarank(states: torch.Tensor, targets: torch.Tensor, item_embeddings: torch.Tensor) -> torch.Tensor:
+    """LambdaRank over all real items: every (target, non-target) pair, weighted by |ΔNDCG| of their swap."""
+    logits, labels, targets = _real_item_logits(states, targets, item_embeddings)
+    with torch.no_grad():
+        ranks = torch.empty_like(logits, dtype=torch.long)  # 0 = top of the row
+        order = logits.argsort(dim=1, descending=True)
+        ranks.scatter_(1, order, torch.arange(logits.shape[1], device=logits.device).expand_as(order))
+        discount = 1.0 / torch.log2(ranks.to(logits.dtype) + 2.0)  # (M, N−1)
+        positives = labels.sum(1, keepdim=True)  # (M, 1) distinct targets
+        ideal = torch.cumsum(1.0 / torch.log2(torch.arange(logits.shape[1], device=logits.device) + 2.0), 0)
+        idcg = ideal[positives.long() - 1]  # (M, 1)
+        is_target = targets > 0
+        # a target listed twice in a row's set counts once: keep its first slot only
+        first = (targets[:, :, None] == targets[:, None, :]).to(torch.int8).argmax(-1) == torch.arange(targets.shape[1])
+        is_target &= first
+        target_col = (targets - 1).clamp(min=0)  # (M, T)
+        weight = (discount.gather(1, target_col)[:, :, None] - discount[:, None, :]).abs() / idcg[:, :, None]
+        weight = weight * (1 - labels)[:, None, :] * is_target[:, :, None]  # (M, T, N−1): target × non-target
+    margin = logits.gather(1, target_col)[:, :, None] - logits[:, None, :]  # s_i − s_j
+    return (weight * F.softplus(-margin)).sum((1, 2)).mean()
 
 
 def sample_negatives(batch: int, k: int, num_items: int, device, generator=None) -> torch.Tensor:
