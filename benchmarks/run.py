@@ -105,7 +105,8 @@ def render_markdown(dataset: str, records: dict, baseline: str = "SASRec") -> st
     lines += baseline_comparison(records, baseline)
     for label, r in sorted(records.items()):
         lines += [f"## {label}", "", f"- command: `{r['command']}`", f"- machine: {r['machine']}",
-                  f"- date: {r['date']}", f"- training curve: `{dataset}-{label}.png`", ""]
+                  f"- date: {r['date']}", f"- training curve: `{dataset}-{label}.png`"]
+        lines += [f"- note: {r['note']}", ""] if r.get("note") else [""]
     return "\n".join(lines)
 
 
