@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -52,9 +53,10 @@ def summarise(groups: dict[str, list[dict]], baseline: str) -> dict:
     return summary
 
 
-def render_markdown(summary: dict, baseline: str, command: str) -> str:
+def render_markdown(summary: dict, baseline: str, command: str, note: str = "") -> str:
     lines = ["# Seed-to-seed variation of test metrics", "", f"- command: `{command}`",
-             "- metrics: test split, best-validation checkpoint, full ranking, leave-one-out", "",
+             "- metrics: test split, best-validation checkpoint, full ranking, leave-one-out",
+             *([f"- note: {note}"] if note else []), "",
              "| group | seeds | NDCG@10 per seed | mean ± sd | vs baseline | Recall@10 per seed | mean ± sd | vs baseline |",
              "|---|---|---|---|---|---|---|---|"]
     for name, entry in summary.items():
@@ -95,6 +97,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="path without suffix: <out>.json, <out>.md, <out>.png")
     parser.add_argument("--baseline", default="SASRec")
+    parser.add_argument("--note", default="", help="a caveat to print under the command")
     parser.add_argument("--group", nargs="+", action="append", required=True, metavar=("NAME", "RUN"),
                         help="a group name, then its runs")
     args = parser.parse_args(argv)
@@ -107,8 +110,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
-    command = "python benchmarks/seed_variation.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    out.with_suffix(".md").write_text(render_markdown(summary, args.baseline, command))
+    command = "python benchmarks/seed_variation.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    out.with_suffix(".md").write_text(render_markdown(summary, args.baseline, command, args.note))
     plot(summary, out.with_suffix(".png"))
     return 0
 
