@@ -89,7 +89,8 @@ def lambdarank(states: torch.Tensor, targets: torch.Tensor, item_embeddings: tor
         idcg = ideal[positives.long() - 1]  # (M, 1)
         is_target = targets > 0
         # a target listed twice in a row's set counts once: keep its first slot only
-        first = (targets[:, :, None] == targets[:, None, :]).to(torch.int8).argmax(-1) == torch.arange(targets.shape[1])
+        slots = torch.arange(targets.shape[1], device=targets.device)
+        first = (targets[:, :, None] == targets[:, None, :]).to(torch.int8).argmax(-1) == slots
         is_target &= first
         target_col = (targets - 1).clamp(min=0)  # (M, T)
         weight = (discount.gather(1, target_col)[:, :, None] - discount[:, None, :]).abs() / idcg[:, :, None]
