@@ -39,12 +39,13 @@ def main(argv=None) -> int:
     parser.add_argument("--reduction_factor", type=float, default=3)
     parser.add_argument("--cpus_per_trial", type=float, default=1)
     parser.add_argument("--name", default=None, help="experiment name (default <model>-<dataset>-sweep-<time>)")
+    parser.add_argument("--label_suffix", default="", help="results stem <dataset>-<model><suffix>-sweep, e.g. -RSS")
     parser.add_argument("--results_dir", type=Path, default=RESULTS)
     parser.add_argument("--resume", action="store_true", help="continue the experiment --name")
     parser.add_argument("--render", action="store_true", help="only rewrite the .md from the saved .json")
     parser.add_argument("--note", default=None, help="with --render: a remark to keep with the results")
     args, extra = parser.parse_known_args(argv)
-    stem = args.results_dir / f"{args.dataset}-{args.model}-sweep"
+    stem = args.results_dir / f"{args.dataset}-{args.model}{args.label_suffix}-sweep"
     if args.render:
         record = json.loads(Path(f"{stem}.json").read_text())
         if args.note:
