@@ -26,6 +26,7 @@ from run import log_tail, run_logged  # benchmarks/run.py, beside this script
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = ROOT / "benchmarks" / "runs"
+TEXT_COLUMNS = ("trial", "status", "stopped_by", "epochs_run", "best_epoch")
 
 
 def main(argv=None) -> int:
@@ -170,7 +171,7 @@ def render(record: dict, stem: str) -> str:
         f"- command: `{record['command']}`",
         f"- machine: {record['machine']}; load average before/after: "
         f"{', '.join(f'{x:.1f}' for x in record['load_average_before'])} / "
-        f"{', '.join(f'{x:.1f}' for x in record['load_average_after'])} (the machine was shared)",
+        f"{', '.join(f'{x:.1f}' for x in record['load_average_after'])} (after: the sweep's own trials included)",
         f"- date: {record['date']}",
         f"- scheduler: {record['scheduler']}; {record['cpus_per_trial']:g} CPU per trial (2 trials at a time)",
         f"- trials: {record['trials']} ({', '.join(f'{v} {k}' for k, v in record['statuses'].items())}); "
@@ -226,8 +227,9 @@ def render(record: dict, stem: str) -> str:
         cells = []
         for c in columns:
             value = row.get(c, "")
-            number = _float(value)
-            cells.append(f"{number:.4g}" if number is not None and c not in ("epochs_run", "best_epoch") else str(value))
+            # trial ids stay text: Python reads "4e551_00001" as the float 4e55100001 (inf)
+            number = None if c in TEXT_COLUMNS else _float(value)
+            cells.append(f"{number:.4g}" if number is not None else str(value))
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "## Plots", "", f"![learning curves]({stem}.png)", "",
               f"![metric vs hyper-parameters]({stem}-hparams.png)", ""]

@@ -47,3 +47,23 @@ def test_seed_variation_summarises_each_group_against_the_baseline(tmp_path):
     markdown = out.with_suffix(".md").read_text()
     assert "| B | 2020 2 | 0.0600 0.0400 | 0.0500 ± 0.0141 | -0.0100 |" in markdown
     assert out.with_suffix(".png").stat().st_size > 1000
+
+
+def test_sweep_report_keeps_trial_ids_that_look_like_numbers(tmp_path):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from tune_sweep import render
+
+    row = {"trial": "4e551_00001", "status": "TERMINATED", "stopped_by": "epochs", "epochs_run": "60",
+           "best_epoch": "13", "best_valid_ndcg@10": "0.060212", "rss_alpha": "0.7", "s_per_epoch": "1.99123"}
+    record = {"metric": "valid_ndcg@10", "model": "SeqSASRec", "dataset": "tiny", "command": "python x",
+              "machine": "test box", "load_average_before": [0.1, 0.1, 0.1], "load_average_after": [2.0, 2.0, 2.0],
+              "date": "2026-11-25", "scheduler": "asha", "cpus_per_trial": 1, "trials": 1,
+              "statuses": {"TERMINATED": 1}, "default_trial": None, "default_config": {}, "sweep_wall_s": 60.0,
+              "epochs_run": 60,
+              "epochs_budgeted": 60, "epochs_saved_fraction": 0.0,
+              "best": {"best_valid_ndcg@10": 0.060212, "trial": "4e551_00001", "best_epoch": 13, "epochs_run": 60,
+                       "config": {"rss_alpha": 0.7}},
+              "search_space": {"rss_alpha": {"kind": "choice", "args": [[0.7, 0.8]]}}, "rows": [row]}
+    markdown = render(record, "tiny-SeqSASRec-sweep")
+    assert "| 4e551_00001 | TERMINATED | epochs | 60 | 13 | 0.06021 | 0.7 | 1.991 |" in markdown
+    assert "inf" not in markdown
