@@ -361,6 +361,38 @@ def test_item_bias_is_added_to_every_score_and_starts_at_the_random_item_logit(t
     assert unbiased.item_bias is None and unbiased.scoring_table().shape == unbiased.output_embeddings().shape
 
 
+@pytest.mark.parametrize("per", ["sequence", "position"])
+def test_gbce_negatives_per_sequence_or_per_position(per, tiny_data, in_tmp_cwd, monkeypatch):
+    """``negatives_per``: k negatives shared by a sequence's positions, or drawn for each position with a target;
+    the loss is the gBCE definition over the negatives drawn for each position."""
+    model, batch = _tiny_model("gSASRec", tiny_data, negatives_per=per)
+    drawn, real = [], losses.sample_negatives
+    monkeypatch.setattr(losses, "sample_negatives", lambda *a, **kw: drawn.append(real(*a, **kw)) or drawn[-1])
+    with torch.no_grad():
+        loss = model.calculate_loss(batch)
+        states = model.scoring_states(model.encode_items(batch["item_id_list"], batch["item_length"]))  # (B, W, d+1)
+    targets = batch["target_id_list"][:, :states.shape[1]]  # (B, W)
+    scored = targets > 0
+    (negatives,) = drawn
+    if per == "position":
+        assert negatives.shape == (int(scored.sum()), 8)
+        per_position = negatives  # (M, k), one row per scored position
+    else:
+        assert negatives.shape == (len(targets), 8)
+        per_position = negatives[:, None, :].expand(-1, targets.shape[1], -1)[scored]  # (M, k)
+    table, state, target = model.scoring_table(), states[scored], targets[scored]  # (N, d+1), (M, d+1), (M,)
+    pos = F.softplus(-(state * table[target]).sum(-1))
+    neg = F.softplus((state[:, None, :] * table[per_position]).sum(-1)) * (per_position != target[:, None])
+    assert torch.allclose(loss, ((model.gbce_beta * pos + neg.sum(-1)) / 9).mean(), atol=1e-5)
+
+
+def test_negatives_per_must_be_sequence_or_position(tiny_data, in_tmp_cwd):
+    from recbole_text.config import ConfigError
+
+    with pytest.raises(ConfigError, match="negatives_per"):
+        _tiny_model("gSASRec", tiny_data, negatives_per="batch")
+
+
 def test_gsasrec_decoder_is_causal(tiny_data, in_tmp_cwd):
     """The state at position t must not change when a later item changes."""
     model, batch = _tiny_model("gSASRec", tiny_data)

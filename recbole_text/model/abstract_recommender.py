@@ -16,6 +16,10 @@ batch holds        states used                                     targets
 calibrated by ``gbce_t``), ``LambdaRank`` (pairwise over all items, NDCG-weighted); see
 :mod:`recbole_text.model.losses`.
 
+gBCE's ``k`` negatives are drawn once per sequence and shared by its positions (``negatives_per: sequence``,
+one (batch, k, d) gather) or drawn afresh for every position with a target (``position``, as gSASRec's reference
+code does; (positions, k, d) memory).
+
 ``item_bias`` adds a learnable per-item bias to every score, ``score(t, i) = h_t · E_out[i] + b_i``, initialised
 at ``b_i = −log(N − 1)``, the logit of "a random item is the next one". Binary losses need it: they must push
 all N − 1 wrong items to a low probability, and without a bias the model spends its state on that common
@@ -37,6 +41,7 @@ from recbole_text.data.sequence_data import RSS_TARGETS, TARGETS
 from recbole_text.model import losses
 
 LOSSES = ("CE", "BCE", "gBCE", "LambdaRank")
+NEGATIVE_SHARING = ("sequence", "position")
 
 
 class SequenceLossRecommender(SequentialRecommender):
@@ -50,6 +55,9 @@ class SequenceLossRecommender(SequentialRecommender):
             raise ConfigError(f"{type(self).__name__}: loss_type must be one of {LOSSES}, got {self.loss_type!r}")
         self.num_negatives = int(config["num_negatives"] or 0)
         self.gbce_t = float(config["gbce_t"] or 0.0)
+        self.negatives_per = config["negatives_per"] or "sequence"
+        if self.negatives_per not in NEGATIVE_SHARING:
+            raise ConfigError(f"negatives_per must be one of {NEGATIVE_SHARING}, got {self.negatives_per!r}")
         if self.loss_type == "gBCE":
             if not 0 < self.num_negatives < self.n_items - 1:
                 raise ConfigError(f"num_negatives must be in 1..{self.n_items - 2}, got {self.num_negatives}")
@@ -104,6 +112,8 @@ class SequenceLossRecommender(SequentialRecommender):
             return losses.full_bce(states, targets, embeddings)
         if self.loss_type == "LambdaRank":
             return losses.lambdarank(states, targets, embeddings)
+        if self.negatives_per == "position":  # every scored position becomes its own row: (M, 1, ·)
+            states, targets = (x[:, None] for x in losses.scored_rows(states, targets))
         negatives = losses.sample_negatives(states.shape[0], self.num_negatives, self.n_items, states.device)
         return losses.gbce(states, targets, embeddings, negatives, self.gbce_beta)
 

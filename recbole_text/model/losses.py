@@ -43,7 +43,7 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / mask.sum().clamp(min=1)
 
 
-def _scored_rows(states: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def scored_rows(states: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Only positions with a target: (M, d) states and (M, T) targets (padding positions cost nothing)."""
     rows = (targets > 0).any(-1)  # (B, P)
     return states[rows], targets[rows]
@@ -51,7 +51,7 @@ def _scored_rows(states: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Ten
 
 def softmax_ce(states: torch.Tensor, targets: torch.Tensor, item_embeddings: torch.Tensor) -> torch.Tensor:
     """Mean over (position, target) pairs of −log softmax(states · Eᵀ)[target]; padding id 0 never wins."""
-    states, targets = _scored_rows(states, targets)  # (M, d), (M, T)
+    states, targets = scored_rows(states, targets)  # (M, d), (M, T)
     logits = states @ item_embeddings.T  # (M, N)
     logits[:, 0] = float("-inf")
     picked = torch.gather(torch.log_softmax(logits, dim=-1), 1, targets)  # (M, T)
@@ -62,7 +62,7 @@ def softmax_ce(states: torch.Tensor, targets: torch.Tensor, item_embeddings: tor
 def _real_item_logits(states, targets, item_embeddings):
     """Rows with a target → ``(logits, labels, targets)``: (M, N−1) scores of the real items (ids ≥ 1), their
     0/1 labels, and the (M, T) targets."""
-    states, targets = _scored_rows(states, targets)  # (M, d), (M, T)
+    states, targets = scored_rows(states, targets)  # (M, d), (M, T)
     logits = (states @ item_embeddings.T)[:, 1:]  # (M, N−1)
     labels = torch.zeros_like(logits)
     # padding (0) maps to column 0 with value 0; "amax" keeps a real target's 1 written to the same column

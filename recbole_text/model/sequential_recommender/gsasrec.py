@@ -20,7 +20,8 @@ makes σ(s) calibrated against the full catalogue; the paper uses t = 0.75 and k
 
 Only the k sampled items are scored in training, so memory does not grow with the catalogue. The k negatives
 are drawn once per sequence and shared by its positions (one (batch, k, d) gather instead of
-(batch, L, k, d)); a negative that equals the position's positive is ignored. Ranking: ``full_sort_predict``
+(batch, L, k, d)), or with ``negatives_per: position`` drawn for every position, as the reference code does;
+a negative that equals the position's positive is ignored. Ranking: ``full_sort_predict``
 scores all items from the last position. Defaults in ``properties/model/gSASRec.yaml``; any other
 ``train_strategy`` (``rss``) and ``loss_type`` (``CE``, ``BCE``) also work.
 
