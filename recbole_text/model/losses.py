@@ -100,7 +100,7 @@ def lambdarank(states: torch.Tensor, targets: torch.Tensor, item_embeddings: tor
 
 
 def sample_negatives(batch: int, k: int, num_items: int, device, generator=None) -> torch.Tensor:
-    """(batch, k) item ids uniform over 1..num_items−1, shared by all positions of a sequence."""
+    """(rows, k) item ids uniform over 1..num_items−1: a row is a sequence (its positions share them) or a position."""
     return torch.randint(1, num_items, (batch, k), device=device, generator=generator)
 
 
