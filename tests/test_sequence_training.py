@@ -322,9 +322,11 @@ def test_prefix_models_refuse_sequence_strategies(tiny_data, in_tmp_cwd, capsys)
 # ---------------------------------------------------------------- models
 
 
-def test_gbce_training_memory_does_not_grow_with_the_catalogue(tiny_data, in_tmp_cwd):
+@pytest.mark.parametrize("per", ["sequence", "position"])
+def test_gbce_training_memory_does_not_grow_with_the_catalogue(per, tiny_data, in_tmp_cwd):
     """With gBCE no tensor saved for backward has a catalogue-sized dimension (only k sampled items)."""
-    config = TextConfig("gSASRec", "tiny", config_dict={**FAST, "data_path": str(tiny_data), "num_negatives": 8})
+    config = TextConfig("gSASRec", "tiny", config_dict={**FAST, "data_path": str(tiny_data), "num_negatives": 8,
+                                                        "negatives_per": per})
     train, _, _ = data_preparation(config, create_dataset(config))
     from recbole_text.registry import get_model
 
