@@ -26,7 +26,7 @@ from run import log_tail, run_logged  # benchmarks/run.py, beside this script
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = ROOT / "benchmarks" / "runs"
-TEXT_COLUMNS = ("trial", "status", "stopped_by", "epochs_run", "best_epoch")
+VERBATIM_COLUMNS = ("trial", "status", "stopped_by", "epochs_run", "best_epoch")  # printed as recorded
 
 
 def main(argv=None) -> int:
@@ -228,7 +228,7 @@ def render(record: dict, stem: str) -> str:
         for c in columns:
             value = row.get(c, "")
             # trial ids stay text: Python reads "4e551_00001" as the float 4e55100001 (inf)
-            number = None if c in TEXT_COLUMNS else _float(value)
+            number = None if c in VERBATIM_COLUMNS else _float(value)
             cells.append(f"{number:.4g}" if number is not None else str(value))
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "## Plots", "", f"![learning curves]({stem}.png)", "",
