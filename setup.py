@@ -29,6 +29,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["recbole_text", "recbole_text.*"]),
+    # the package's own config layer (RecBole-GNN ships its YAML the same way): a wheel resolves the same config
+    package_data={"recbole_text": ["properties/*.yaml", "properties/*/*.yaml"]},
     install_requires=RECBOLE_RUNTIME
     + [
         "torch>=2.2",

@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from recbole_text.config import parse_value
+import yaml
 
 EPILOG = """\
 Any other option is a RecBole/recbole_text setting written --key=value; it overrides the YAML files.
@@ -93,6 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ray_address", default=None, metavar="ADDR", help="join this Ray cluster (e.g. "
                         "auto or HOST:6379) instead of starting a local one (for --tune and --num_workers)")
     return parser
+
+
+def parse_value(text: str):
+    """``--key=value`` text → Python value with YAML's safe rules (``1e-3`` is a float too); never ``eval``."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def parse_overrides(extra: list[str]) -> dict:

@@ -1,7 +1,13 @@
 """RecBole ``Config`` with this package's YAML layered in and explicit overrides instead of ``sys.argv``.
 
-Merge order (later wins): RecBole's own defaults < ``properties/overall.yaml`` < ``properties/model/<M>.yaml``
-< ``properties/dataset/<D>.yaml`` < user ``config_files`` < ``config_dict`` (the CLI's ``--key=value``).
+Merge order (later wins): RecBole's own defaults < ``recbole_text/properties/overall.yaml`` <
+``properties/model/<M>.yaml`` < ``properties/dataset/<D>.yaml`` < user ``config_files`` < ``config_dict`` (the
+CLI's ``--key=value``). The YAML ships inside the package (package data, as RecBole-GNN ships its own), so a
+wheel install resolves the same config from any working directory.
+
+Every enumerated setting is checked once, here: the package-wide ones in :data:`SETTING_CHOICES`, a model's own
+in its class attribute ``setting_choices``, and ``train_strategy`` against the model's ``train_strategies``.
+A wrong value is one :class:`ConfigError` naming the setting, the value and the allowed values.
 """
 from __future__ import annotations
 
@@ -14,11 +20,41 @@ from recbole_text import compat  # noqa: F401  (NumPy aliases before RecBole's C
 from recbole.config import Config
 from recbole.utils import InputType
 
-PROPERTIES = Path(__file__).resolve().parent.parent / "properties"
+PROPERTIES = Path(__file__).resolve().parent / "properties"
 
 
 class ConfigError(ValueError):
     """A setting that cannot work (reported to CLI users as one line)."""
+
+
+# Enumerated settings every model reads (a model adds its own through its ``setting_choices`` attribute).
+SETTING_CHOICES = {
+    "train_strategy": ("prefix", "sequence", "rss"),
+    "train_windows": ("all", "last"),
+    "rss_history": ("full", "recent"),
+    "lr_scheduler": ("constant", "linear"),
+}
+PREFIX_ONLY = ("prefix",)  # what RecBole's own models train on
+
+
+def check_settings(final: dict, model_class) -> None:
+    """Raise :class:`ConfigError` for an enumerated setting outside its allowed values, or a training strategy
+    the model does not support."""
+    choices = {**SETTING_CHOICES, **getattr(model_class, "setting_choices", {})}
+    for name, allowed in choices.items():
+        value = final.get(name)
+        if value is not None and value not in allowed:
+            raise ConfigError(f"{name}={value!r} is not one of {', '.join(map(str, allowed))}")
+    strategy = final.get("train_strategy") or "prefix"
+    supported = getattr(model_class, "train_strategies", PREFIX_ONLY)
+    if strategy not in supported:
+        raise ConfigError(f"train_strategy={strategy!r}: {model_class.__name__} trains with "
+                          f"{', '.join(supported)} (per-position and RSS targets need one of this package's "
+                          "sequence models, e.g. SeqSASRec, gSASRec, SeqGRU4Rec)")
+
+
+def is_package_model(model_class) -> bool:
+    return type(model_class) is type and model_class.__module__.startswith("recbole_text.")
 
 
 def package_config_files(model_name: str, dataset: str) -> list[str]:
@@ -28,20 +64,6 @@ def package_config_files(model_name: str, dataset: str) -> list[str]:
         PROPERTIES / "dataset" / f"{dataset}.yaml",
     ]
     return [str(p) for p in candidates if p.is_file()]
-
-
-def parse_value(text: str):
-    """``--key=value`` text → Python value with YAML's safe rules (``1e-3`` is a float too); never ``eval``."""
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
 
 
 RECBOLE_DEFAULT_NEGATIVE_SAMPLING = {"distribution": "uniform", "sample_num": 1, "alpha": 1.0, "dynamic": False,
@@ -57,6 +79,9 @@ class TextConfig(Config):
         from recbole_text.registry import get_model
 
         model_class = get_model(model) if isinstance(model, str) else model
+        own_yaml = PROPERTIES / "model" / f"{model_class.__name__}.yaml"
+        if is_package_model(model_class) and not own_yaml.is_file():
+            raise ConfigError(f"{own_yaml}: the defaults of {model_class.__name__} are missing (a broken install?)")
         files = package_config_files(model_class.__name__, dataset) + list(config_file_list or [])
         for path in files:
             if not os.path.isfile(path):
@@ -67,6 +92,7 @@ class TextConfig(Config):
             self.final_config_dict[key] = os.path.abspath(self.final_config_dict[key])
         if self.final_config_dict.get("benchmark_filename"):
             self._presplit_presets()
+        check_settings(self.final_config_dict, model_class)
 
     def _set_default_parameters(self):
         super()._set_default_parameters()
@@ -91,7 +117,7 @@ class TextConfig(Config):
         return {}
 
     def _load_variable_config_dict(self, config_dict):
-        # RecBole eval()s string values here; ours are already parsed (see parse_value), so keep them as given.
+        # RecBole eval()s string values here; ours are already parsed (see recbole_text.cli.parse_value), so keep them as given.
         return dict(config_dict) if config_dict else {}
 
     def _init_device(self):

@@ -200,13 +200,10 @@ def train_worker(job: dict, report=None) -> dict | None:
     loop with :class:`DistributedTrainerMixin`. ``report(metrics)`` is called on every worker after each
     validation. Returns rank 0's run record (the same fields as ``run()``); ``None`` on the other ranks."""
     import torch.distributed as dist
-    from recbole.utils import init_logger, init_seed
 
-    from recbole_text.config import TextConfig
-    from recbole_text.data import create_dataset, data_preparation
+    from recbole_text.job import build_job
     from recbole_text.quick_start import summarize
-    from recbole_text.registry import get_base_trainer, get_model
-    from recbole_text.tune import epoch_metrics
+    from recbole_text.registry import get_base_trainer
 
     started = perf_counter()
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -214,17 +211,12 @@ def train_worker(job: dict, report=None) -> dict | None:
     overrides = {**job["overrides"], "gpu_id": "", "use_gpu": job["use_gpu"]}
     if rank:
         overrides.update(show_progress=False, state="WARNING")
-    config = TextConfig(job["model"], job["dataset"], job["config_files"], overrides)
-    if job.get("device"):
-        config["device"] = torch.device(job["device"])
-    init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
-    train_data, valid_data, test_data = data_preparation(config, create_dataset(config))
-    init_seed(config["seed"], config["reproducibility"])  # the same initial weights on every worker
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-    if rank:
-        init_seed(config["seed"] + rank, config["reproducibility"])  # own dropout masks and negatives
-    trainer = distributed_trainer_class(get_base_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
+    built = build_job(  # the same initial weights on every worker; then each its own dropout masks and negatives
+        job["model"], job["dataset"], job["config_files"], overrides, device=job.get("device"),
+        trainer_class=lambda config: distributed_trainer_class(get_base_trainer(config["MODEL_TYPE"], config["model"])),
+        worker_seed_offset=rank,
+    )
+    config, trainer, train_data = built.config, built.trainer, built.train_data
     if job.get("resume"):
         trainer.resume_checkpoint(job["resume"])
     rows = len(train_data.users) if hasattr(train_data, "users") else getattr(train_data, "sample_size", None)
@@ -233,15 +225,15 @@ def train_worker(job: dict, report=None) -> dict | None:
 
     def after_validation(epoch_idx, valid_score):
         if report is not None:
-            report(epoch_metrics(trainer, trainer.history[-1]))
+            report(trainer.epoch_report())
 
     saved = bool(job.get("saved", True)) and rank == 0
     show = bool(config["show_progress"]) and rank == 0
-    best_score, best_result = trainer.fit(train_data, valid_data, saved=saved, show_progress=show,
+    best_score, best_result = trainer.fit(train_data, built.valid_data, saved=saved, show_progress=show,
                                           callback_fn=after_validation)
     if rank != 0:
         return None
-    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=False)
+    test_result = trainer.evaluate(built.test_data, load_best_model=saved, show_progress=False)
     result = summarize(config, trainer, best_score, best_result, test_result, perf_counter() - started)
     train_s = [r["train_s"] for r in trainer.history]
     result.update(
@@ -279,18 +271,13 @@ def train_distributed(model, dataset, config_file_list=None, config_dict=None, *
                       cpus_per_worker=1.0, ray_address=None, experiment_dir=None, name=None, resume=None,
                       saved=True, result_file=None) -> dict:
     """Train ``model`` on ``num_workers`` Ray Train workers; return rank 0's run record (as ``run()`` does)."""
-    from recbole_text.quick_start import build_config, ensure_dataset, write_run_record
-    from recbole_text.ray_env import init_ray, shutdown_ray
-    from recbole_text.tune import DEFAULT_EXPERIMENT_DIR, _absolute_files
+    from recbole_text.job import prepare_driver
+    from recbole_text.quick_start import write_run_record
+    from recbole_text.ray_env import DEFAULT_EXPERIMENT_DIR, init_ray, shutdown_ray
 
     if int(num_workers) < 1:
         raise ConfigError(f"--num_workers must be at least 1, got {num_workers}")
-    files = _absolute_files(config_file_list)
-    overrides = dict(config_dict or {})
-    overrides["gpu_id"] = ""  # devices are Ray's to hand out
-    config = build_config(model, dataset, files, overrides)
-    ensure_dataset(config)  # once, before the workers start
-    overrides.update(data_path=os.path.dirname(config["data_path"]), checkpoint_dir=config["checkpoint_dir"])
+    config, files, overrides = prepare_driver(model, dataset, config_file_list, config_dict)  # dataset built once
     if resume:
         resume = os.path.abspath(resume)
         if not os.path.isfile(resume):

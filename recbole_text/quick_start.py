@@ -12,39 +12,12 @@ from pathlib import Path
 from time import perf_counter
 
 from recbole_text import compat  # noqa: F401
-from recbole.utils import init_logger, init_seed
 
-from recbole_text.config import TextConfig
-from recbole_text.data import create_dataset, data_preparation
 from recbole_text.data.atomic import atomic_write
-from recbole_text.data.text_dataset import DatasetNotFoundError
-from recbole_text.registry import get_model, get_trainer
+from recbole_text.job import build_config, build_job, ensure_dataset  # noqa: F401  (build_config, ensure_dataset: API)
 
 DEFAULT_MODEL = "SASRec"
 DEFAULT_DATASET = "ml-100k-text"
-EMBEDDED_DATASETS = {"ml-100k-text"}  # built from RecBole's wheel on first use, no download
-
-
-def ensure_dataset(config) -> None:
-    """Build an embedded dataset on first use; otherwise say exactly how to build a missing one."""
-    folder = Path(config["data_path"])
-    if folder.is_dir():
-        return
-    from recbole_text.data.converters import convert_ml100k, converter_command
-
-    name = config["dataset"]
-    if name in EMBEDDED_DATASETS:
-        logging.getLogger().info(f"building the embedded dataset {name} into {folder}")
-        convert_ml100k(folder.parent, name=name)
-        return
-    raise DatasetNotFoundError(
-        f"dataset {name!r} not found at {folder}. Build it with:\n  {converter_command(name)}"
-        f"\n(or point --data_path at the folder that holds {name}/)"
-    )
-
-
-def build_config(model, dataset, config_file_list=None, config_dict=None) -> TextConfig:
-    return TextConfig(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
 
 
 def run(
@@ -63,30 +36,19 @@ def run(
     ``result_file`` (``.json``) also receives the run record and a training-curve plot beside it.
     """
     started = perf_counter()
-    config = build_config(model, dataset, config_file_list, config_dict)
-    init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
-    logger = logging.getLogger()
-    logger.info(config)
-    ensure_dataset(config)
-
-    data = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, data)
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model_obj = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-    logger.info(model_obj)
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model_obj)
+    job = build_job(model, dataset, config_file_list, config_dict)
+    config, trainer = job.config, job.trainer
     trainer.epoch_callbacks.extend(epoch_callbacks)
     if resume:
         trainer.resume_checkpoint(resume)
 
     show = config["show_progress"]
-    best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, saved=saved, show_progress=show)
-    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=show)
+    best_valid_score, best_valid_result = trainer.fit(job.train_data, job.valid_data, saved=saved, show_progress=show)
+    test_result = trainer.evaluate(job.test_data, load_best_model=saved, show_progress=show)
     result = summarize(config, trainer, best_valid_score, best_valid_result, test_result, perf_counter() - started)
     if config["calibration_report"]:
-        result["calibration"] = calibration_rows(config, model_obj, test_data)
-    logger.info(f"test result: {result['test_result']}")
+        result["calibration"] = calibration_rows(config, job.model, job.test_data)
+    logging.getLogger().info(f"test result: {result['test_result']}")
     if result_file:
         write_run_record(result, result_file)
     return result

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_EXPERIMENT_DIR = "ray_results"  # sweeps and Ray Train runs go to <this>/<name>
 LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray uses the loopback address for its node
 
 

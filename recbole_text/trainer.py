@@ -7,7 +7,12 @@ own training loop, evaluator and early stopping run unchanged while
   (RecBole pickles its ``Config``, which torch ≥ 2.6 refuses, so best-model reload and resume would fail);
 * every epoch is recorded (loss, seconds, validation metrics, elapsed time) in ``trainer.history``;
 * ``exclude_seen_items: True`` removes the items of the input sequence from the full ranking;
-* after each training and validation epoch the C heap's free pages go back to the OS (:func:`release_free_memory`).
+* after each training and validation epoch the C heap's free pages go back to the OS (:func:`release_free_memory`);
+* every epoch starts with the model's ``on_epoch_start(epoch)`` hook, if it has one, and ``epoch_start_callbacks``
+  (text models re-encode their item table there);
+* :meth:`SafeCheckpointMixin.begin_stage` starts a further training stage from the best weights so far with a
+  fresh optimizer and learning-rate schedule (``lr_scheduler``: ``constant`` or ``linear`` warm-up and decay);
+* :func:`load_pretrained` loads weights by name from a safe checkpoint (``--pretrained=PATH``).
 """
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ import uuid
 from time import perf_counter
 
 from recbole_text.compat import CheckpointError, load_checkpoint, save_checkpoint
+
+LR_SCHEDULERS = ("constant", "linear")
 
 
 def _load_libc():
@@ -47,6 +54,46 @@ def release_free_memory() -> bool:
     return True
 
 
+def load_pretrained(model, path, model_name: str) -> dict:
+    """Load weights by name from the safe checkpoint ``path`` into ``model`` (``--pretrained=PATH``), non-strict.
+
+    Parameters the checkpoint lacks keep their initial values, its extra ones are ignored, and a tensor whose
+    shape differs (e.g. an item table of another catalogue) is skipped; all three are logged. A checkpoint of
+    another model family (``family`` class attribute, default the class name) is refused. Unlike ``--resume``
+    it restores no optimizer, epoch or early-stopping state. Returns ``{"loaded", "missing", "unexpected",
+    "skipped"}`` (lists of parameter names).
+    """
+    import logging
+
+    from recbole_text.registry import UnknownModelError, get_model
+
+    checkpoint = load_checkpoint(path, map_location="cpu")
+    family = getattr(type(model), "family", type(model).__name__)
+    try:
+        theirs = get_model(str(checkpoint.get("model")))
+        their_family = getattr(theirs, "family", theirs.__name__)
+    except UnknownModelError:
+        their_family = str(checkpoint.get("model"))
+    if their_family.lower() != family.lower():
+        raise CheckpointError(f"{path}: pretrained weights of model {checkpoint.get('model')!r} ({their_family} "
+                              f"family) cannot initialise {model_name} ({family} family)")
+    own = model.state_dict()
+    given = checkpoint["state_dict"]
+    skipped = sorted(k for k in given if k in own and tuple(given[k].shape) != tuple(own[k].shape))
+    usable = {k: v for k, v in given.items() if k in own and k not in skipped}
+    model.load_state_dict(usable, strict=False)
+    report = {"loaded": sorted(usable), "missing": sorted(k for k in own if k not in usable),
+              "unexpected": sorted(k for k in given if k not in own), "skipped": skipped}
+    logger = logging.getLogger()
+    logger.info(f"pretrained weights from {path}: {len(usable)} of {len(own)} tensors loaded")
+    for what in ("missing", "unexpected", "skipped"):
+        if report[what]:
+            label = {"skipped": "skipped (shape differs)", "missing": "missing (initial values kept)",
+                     "unexpected": "unexpected (ignored)"}[what]
+            logger.info(f"  {label}: {', '.join(report[what])}")
+    return report
+
+
 class _TimeBudgetReached(Exception):
     pass
 
@@ -58,6 +105,9 @@ class SafeCheckpointMixin:
         self._fit_started = None
         self._epoch_train = {}
         self.epoch_callbacks = []  # called as fn(record) after each validation
+        self.epoch_start_callbacks = []  # called as fn(epoch_idx) before each training epoch
+        self.stage = config["train_stage"] or "train"
+        self.scheduler = None
         self.time_budget_s = config["time_budget_s"]  # stop starting new epochs after this many seconds
         self.stopped_by = None
         # RecBole names the file <model>-<local time to the second>.pth: two runs started in the same second
@@ -68,6 +118,8 @@ class SafeCheckpointMixin:
     # --- records -------------------------------------------------------------------------------------
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         self._fit_started = perf_counter()
+        if self.scheduler is None:
+            self.scheduler = self._build_scheduler(len(train_data) * max(self.epochs - self.start_epoch, 1))
         try:
             result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
         except _TimeBudgetReached:
@@ -82,10 +134,16 @@ class SafeCheckpointMixin:
         start = perf_counter()
         if self.time_budget_s and self._fit_started and start - self._fit_started > self.time_budget_s:
             raise _TimeBudgetReached()
+        hook = getattr(self.model, "on_epoch_start", None)
+        if hook is not None:
+            hook(epoch_idx)
+        for callback in self.epoch_start_callbacks:
+            callback(epoch_idx)
         loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
         release_free_memory()
         total = sum(loss) if isinstance(loss, tuple) else loss
-        self._epoch_train = {"epoch": epoch_idx, "train_loss": float(total), "train_s": perf_counter() - start}
+        self._epoch_train = {"epoch": epoch_idx, "stage": self.stage, "train_loss": float(total),
+                             "train_s": perf_counter() - start}
         return loss
 
     def _valid_epoch(self, valid_data, show_progress=False):
@@ -103,6 +161,64 @@ class SafeCheckpointMixin:
         for callback in self.epoch_callbacks:
             callback(record)
         return score, result
+
+    def epoch_report(self) -> dict:
+        """The latest epoch as Ray Tune and Ray Train report it (early-stopping state already updated)."""
+        record = self.history[-1]
+        return {
+            "epoch": record["epoch"],
+            "epochs_done": record["epoch"] + 1,
+            "train_loss": record.get("train_loss"),
+            "valid_score": record["valid_score"],
+            **{f"valid_{k}": v for k, v in record["valid_result"].items()},
+            "best_valid_score": float(self.best_valid_score),
+            "early_stopped": bool(self.cur_step > self.stopping_step),
+            "max_epochs": int(self.epochs),
+            "train_s": record.get("train_s"),
+            "valid_s": record.get("valid_s"),
+        }
+
+    # --- stages and schedules --------------------------------------------------------------------------
+    def _build_scheduler(self, total_steps: int):
+        """``lr_scheduler: linear``: the learning rate rises linearly over ``warmup_steps`` optimizer steps,
+        then falls linearly to 0 at ``total_steps``; ``constant`` (default): no scheduler. It steps after every
+        optimizer step (a hook on the optimizer, so RecBole's training loop is unchanged)."""
+        kind = self.config["lr_scheduler"] or "constant"
+        if kind == "constant":
+            return None
+        import torch
+
+        warmup, total = int(self.config["warmup_steps"] or 0), max(int(total_steps), 1)
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return max(0.0, (total - step) / max(total - warmup, 1))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+        self.optimizer.register_step_post_hook(lambda *_: scheduler.step())
+        return scheduler
+
+    def begin_stage(self, name: str, **settings) -> None:
+        """Start training stage ``name`` (then call :meth:`fit` again): the best weights saved so far are
+        loaded, ``settings`` (e.g. ``learning_rate``, ``epochs``) replace the config's, and the optimizer and
+        learning-rate schedule start afresh over the parameters that require gradients. Epochs count from 0
+        again; the best validation score is kept, so the checkpoint is only replaced by a better model, and the
+        model's ``on_stage_start(name)`` hook runs (e.g. to freeze a table) before the optimizer is built."""
+        if os.path.isfile(self.saved_model_file):
+            self._load_model_state(self.saved_model_file)
+        for key, value in settings.items():
+            self.config[key] = value
+        self.learning_rate = self.config["learning_rate"]
+        self.epochs = self.config["epochs"]
+        self.weight_decay = self.config["weight_decay"]
+        hook = getattr(self.model, "on_stage_start", None)
+        if hook is not None:
+            hook(name)
+        self.optimizer = self._build_optimizer(params=[p for p in self.model.parameters() if p.requires_grad])
+        self.scheduler = None  # rebuilt by fit() over the new stage's epochs
+        self.start_epoch, self.cur_step, self.stage = 0, 0, name
+        self.logger.info(f"training stage {name!r}: fresh optimizer, lr {self.learning_rate}, {self.epochs} epochs")
 
     # --- checkpoints -----------------------------------------------------------------------------------
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):

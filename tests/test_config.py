@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import recbole_text.config as config_module
-from recbole_text.config import TextConfig, package_config_files, parse_value
+from recbole_text.cli import parse_value
+from recbole_text.config import TextConfig, package_config_files
 
 DATASET = "tinycfg"
 

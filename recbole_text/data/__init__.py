@@ -37,14 +37,7 @@ def create_dataset(config):
 
 
 def sequence_train_loader(config, train_set) -> SequenceTrainDataLoader:
-    from recbole_text.config import ConfigError
-    from recbole_text.registry import get_model
-
-    if not getattr(get_model(config["model"]), "supports_sequence_training", False):
-        raise ConfigError(
-            f"train_strategy={config['train_strategy']!r} needs a model that takes per-position or RSS targets "
-            f"(this package's SeqSASRec, gSASRec, SeqGRU4Rec); {config['model']} trains on RecBole's prefix rows"
-        )
+    """Training loader of ``train_strategy`` sequence/rss (the config checks that the model supports it)."""
     return SequenceTrainDataLoader(config, train_set, shuffle=config["shuffle"])
 
 

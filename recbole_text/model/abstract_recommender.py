@@ -1,15 +1,29 @@
 """Base class for this package's sequential models: one encoder, every training strategy, every loss.
 
-A subclass gives ``encode(item_seq, item_seq_len) → (batch, max_len, d)`` (the state at every position; causal,
-so position t sees items ≤ t) and ``output_embeddings() → (n_items, d)``. This class then provides RecBole's
-contract for all training strategies of :mod:`recbole_text.data.sequence_data`:
+A subclass declares what its encoder gives (``output``) and implements one of
+
+* ``output = "positions"``: ``encode(item_seq, item_seq_len) → (batch, max_len, d)``, the state at every position
+  (causal, so position t sees items ≤ t): SASRec-style decoders, GRUs;
+* ``output = "sequence"``: ``encode_sequence(item_seq, item_seq_len) → (batch, d)``, one vector per sequence
+  (e.g. a ``[CLS]`` state): bidirectional text encoders such as Recformer's;
+
+and ``output_embeddings() → (n_items, d)``, the table items are scored against (an ID embedding, or an item
+table a text model encodes). ``train_strategies`` lists the training strategies it supports (the config refuses
+others); a sequence-vector model cannot take a loss at every position, so it lists ``rss`` and ``prefix``.
+Optional hooks the trainer calls: ``on_epoch_start(epoch)`` before every training epoch (text models re-encode
+their item table there) and ``on_stage_start(name)`` when a new training stage begins
+(:meth:`recbole_text.trainer.SafeCheckpointMixin.begin_stage`). ``family`` names the model family whose
+checkpoints ``--pretrained`` accepts (default: the class name).
+
+This class then provides RecBole's contract (``calculate_loss``, ``predict``, ``full_sort_predict``) for all
+training strategies of :mod:`recbole_text.data.sequence_data`, with the same losses and scoring for both outputs:
 
 =================  ==============================================  =====================================
 batch holds        states used                                     targets
 =================  ==============================================  =====================================
 ``target_id_list`` every position (loss at every position)          the next item at each position
-``rss_targets``    the last input position                         the sampled RSS target set
-``item_id``        the last input position (RecBole's prefix rows)  the next item
+``rss_targets``    the sequence state (last input position)         the sampled RSS target set
+``item_id``        the sequence state (RecBole's prefix rows)       the next item
 =================  ==============================================  =====================================
 
 ``loss_type``: ``CE`` (softmax over all items), ``BCE`` (binary over all items), ``gBCE`` (k sampled negatives,
@@ -42,22 +56,29 @@ from recbole_text.model import losses
 
 LOSSES = ("CE", "BCE", "gBCE", "LambdaRank")
 NEGATIVE_SHARING = ("sequence", "position")
+OUTPUTS = ("positions", "sequence")
 
 
 class SequenceLossRecommender(SequentialRecommender):
     input_type = InputType.POINTWISE  # RecBole's negative sampler stays off; gBCE samples its own negatives
-    supports_sequence_training = True
+    output = "positions"
+    train_strategies = ("sequence", "rss", "prefix")
+    setting_choices = {"loss_type": LOSSES, "negatives_per": NEGATIVE_SHARING}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.output not in OUTPUTS:
+            raise TypeError(f"{cls.__name__}.output must be one of {OUTPUTS}, got {cls.output!r}")
+        if cls.output == "sequence" and "sequence" in cls.train_strategies:
+            raise TypeError(f"{cls.__name__} gives one vector per sequence: it cannot train with a loss at every "
+                            "position (train_strategies must not list 'sequence')")
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.loss_type = config["loss_type"]
-        if self.loss_type not in LOSSES:
-            raise ConfigError(f"{type(self).__name__}: loss_type must be one of {LOSSES}, got {self.loss_type!r}")
         self.num_negatives = int(config["num_negatives"] or 0)
         self.gbce_t = float(config["gbce_t"] or 0.0)
         self.negatives_per = config["negatives_per"] or "sequence"
-        if self.negatives_per not in NEGATIVE_SHARING:
-            raise ConfigError(f"negatives_per must be one of {NEGATIVE_SHARING}, got {self.negatives_per!r}")
         if self.loss_type == "gBCE":
             if not 0 < self.num_negatives < self.n_items - 1:
                 raise ConfigError(f"num_negatives must be in 1..{self.n_items - 2}, got {self.num_negatives}")
@@ -67,7 +88,12 @@ class SequenceLossRecommender(SequentialRecommender):
             self.item_bias = nn.Parameter(torch.full((self.n_items,), -math.log(max(self.n_items - 2, 1))))
 
     def encode(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """(batch, max_len) item ids → (batch, max_len, d) states (``output = "positions"`` models)."""
+        raise NotImplementedError(f"{type(self).__name__} declares output={self.output!r} but has no encode()")
+
+    def encode_sequence(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        """(batch, max_len) item ids → (batch, d), one vector per sequence (``output = "sequence"`` models)."""
+        raise NotImplementedError(f"{type(self).__name__} declares output={self.output!r} but has no encode_sequence()")
 
     def output_embeddings(self) -> torch.Tensor:
         """The (n_items, d) table scores are taken against: ``self.output_embedding`` when the subclass made a
@@ -84,19 +110,21 @@ class SequenceLossRecommender(SequentialRecommender):
         """States (…, d), or (…, d + 1) with a constant 1 that meets the item bias column."""
         return states if self.item_bias is None else torch.cat([states, torch.ones_like(states[..., :1])], dim=-1)
 
-    def encode_items(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+    def position_states(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         """``encode`` over the columns that hold items: (batch, max(item_seq_len), d). Inputs are left-aligned,
         so every column past the longest input is padding and costs nothing here."""
         return self.encode(item_seq[:, :int(item_seq_len.max())], item_seq_len)
 
     def forward(self, item_seq, item_seq_len):
-        """State at the last real position: (batch, d)."""
-        return self.gather_indexes(self.encode_items(item_seq, item_seq_len), item_seq_len - 1)
+        """The sequence state: (batch, d), the last real position's state or the model's sequence vector."""
+        if self.output == "sequence":
+            return self.encode_sequence(item_seq, item_seq_len)
+        return self.gather_indexes(self.position_states(item_seq, item_seq_len), item_seq_len - 1)
 
     def calculate_loss(self, interaction):
         item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
         if TARGETS in interaction:
-            states = self.encode_items(item_seq, item_seq_len)  # (B, W, d), W = longest input
+            states = self.position_states(item_seq, item_seq_len)  # (B, W, d), W = longest input
             targets = interaction[TARGETS][:, :states.shape[1], None]  # (B, W, 1)
         else:
             states = self.forward(item_seq, item_seq_len)[:, None, :]  # (B, 1, d)

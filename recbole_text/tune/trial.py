@@ -1,0 +1,91 @@
+"""One Ray Tune trial: a job from :func:`recbole_text.job.build_job`, trained by RecBole's trainer, reporting
+validation metrics and a checkpoint after every epoch; and the re-evaluation of a sweep's best weights."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+BEST_WEIGHTS, LATEST_STATE, HISTORY = "best.pth", "latest.pth", "history.json"
+
+
+def trial_overrides(spec: dict, params: dict, checkpoint_dir: str) -> dict:
+    """The ``config_dict`` of one trial: the sweep's settings, the trial's sample, trial-local checkpoints.
+
+    ``gpu_id`` is cleared so the config never sets ``CUDA_VISIBLE_DEVICES``: Ray has already set it to the
+    GPUs it gave this trial (and a CPU-only trial does not use a GPU).
+    """
+    return {
+        **spec["overrides"],
+        **params,
+        "checkpoint_dir": checkpoint_dir,
+        "show_progress": False,
+        "gpu_id": "",
+        "use_gpu": spec["gpus_per_trial"] > 0,
+    }
+
+
+class _EpochReporter:
+    """RecBole's ``callback_fn``: runs after each validation *and* after the trainer's bookkeeping (best
+    score, patience, best checkpoint), so the reported checkpoint is a consistent point to resume from."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self.start_epoch = int(trainer.start_epoch)  # > 0 when this attempt continues from a checkpoint
+
+    def __call__(self, epoch_idx, valid_score):
+        from ray import tune
+
+        trainer = self.trainer
+        metrics = {**trainer.epoch_report(), "start_epoch": self.start_epoch}
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer._save_checkpoint(epoch_idx, verbose=False, saved_model_file=os.path.join(tmp, LATEST_STATE))
+            if os.path.isfile(trainer.saved_model_file):
+                shutil.copyfile(trainer.saved_model_file, os.path.join(tmp, BEST_WEIGHTS))
+            Path(tmp, HISTORY).write_text(json.dumps(trainer.history))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def _restore(trainer, folder: Path, best_file: str) -> None:
+    trainer.resume_checkpoint(folder / LATEST_STATE)  # weights, optimizer, epoch, patience, best score
+    trainer.saved_model_file = best_file
+    if (folder / BEST_WEIGHTS).is_file():
+        shutil.copyfile(folder / BEST_WEIGHTS, best_file)
+    if (folder / HISTORY).is_file():
+        trainer.history = json.loads((folder / HISTORY).read_text())
+
+
+def train_trial(params: dict, spec: dict) -> None:
+    """Ray Tune trainable: one configuration through RecBole's trainer and evaluator, reporting every epoch."""
+    import torch
+    from ray import tune
+
+    from recbole_text.job import build_job
+
+    torch.set_num_threads(max(1, int(spec["cpus_per_trial"])))
+    checkpoint_dir = os.path.abspath("checkpoints")  # the trial's own working directory
+    job = build_job(spec["model"], spec["dataset"], spec["config_files"],
+                    trial_overrides(spec, params, checkpoint_dir))
+    trainer = job.trainer
+    best_file = os.path.join(checkpoint_dir, BEST_WEIGHTS)
+    trainer.saved_model_file = best_file
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:  # a retry after a crash, or a resumed sweep: continue from the last epoch
+        with checkpoint.as_directory() as folder:
+            _restore(trainer, Path(folder), best_file)
+    trainer.fit(job.train_data, job.valid_data, saved=True, show_progress=False, callback_fn=_EpochReporter(trainer))
+
+
+def evaluate_best(spec: dict, params: dict, weights: str) -> dict:
+    """Validation and test metrics of one configuration's best weights (the same job as its trial)."""
+    from recbole_text.job import build_job
+
+    overrides = {**spec["overrides"], **params, "show_progress": False, "gpu_id": "",
+                 "checkpoint_dir": os.path.dirname(weights)}
+    job = build_job(spec["model"], spec["dataset"], spec["config_files"], overrides, log=False)
+    valid = job.trainer.evaluate(job.valid_data, load_best_model=True, model_file=weights)
+    test = job.trainer.evaluate(job.test_data, load_best_model=False)
+    return {"valid_result": {k: float(v) for k, v in valid.items()},
+            "test_result": {k: float(v) for k, v in test.items()}}
