@@ -39,6 +39,6 @@ setup(
         "ray[tune]>=2.40",
         "matplotlib>=3.7",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={"test": ["pytest>=7", "setuptools>=70.1"]},  # setuptools: the wheel test builds one
     entry_points={"console_scripts": ["recbole_text=recbole_text.cli:main"]},
 )

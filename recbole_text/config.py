@@ -93,6 +93,11 @@ class TextConfig(Config):
         if self.final_config_dict.get("benchmark_filename"):
             self._presplit_presets()
         check_settings(self.final_config_dict, model_class)
+        # every layer above RecBole's own defaults, as given: TextConfig(model, dataset, config_dict=settings)
+        # rebuilds this config (checkpoints carry it, so a trained model can be rebuilt for inference)
+        self.settings = {**self.file_config_dict, **self.variable_config_dict,
+                         "data_path": os.path.dirname(self.final_config_dict["data_path"]),  # ends in /<dataset>
+                         "checkpoint_dir": self.final_config_dict["checkpoint_dir"]}
 
     def _set_default_parameters(self):
         super()._set_default_parameters()

@@ -23,7 +23,7 @@ import sys
 import uuid
 from time import perf_counter
 
-from recbole_text.compat import CheckpointError, load_checkpoint, save_checkpoint
+from recbole_text.compat import CheckpointError, load_checkpoint, plain, save_checkpoint
 
 LR_SCHEDULERS = ("constant", "linear")
 
@@ -228,6 +228,8 @@ class SafeCheckpointMixin:
         other = self.model.other_parameter()
         state = {
             "config": self.config,
+            "dataset": self.config["dataset"],
+            "settings": plain(getattr(self.config, "settings", None)),
             "epoch": epoch,
             "cur_step": self.cur_step,
             "best_valid_score": float(self.best_valid_score),

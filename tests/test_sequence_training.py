@@ -372,7 +372,7 @@ def test_gbce_negatives_per_sequence_or_per_position(per, tiny_data, in_tmp_cwd,
     monkeypatch.setattr(losses, "sample_negatives", lambda *a, **kw: drawn.append(real(*a, **kw)) or drawn[-1])
     with torch.no_grad():
         loss = model.calculate_loss(batch)
-        states = model.scoring_states(model.encode_items(batch["item_id_list"], batch["item_length"]))  # (B, W, d+1)
+        states = model.scoring_states(model.position_states(batch["item_id_list"], batch["item_length"]))  # (B, W, d+1)
     targets = batch["target_id_list"][:, :states.shape[1]]  # (B, W)
     scored = targets > 0
     (negatives,) = drawn

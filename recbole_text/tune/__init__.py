@@ -27,8 +27,6 @@
   validation and test metrics: its best checkpoint evaluated on the test split), ``learning_curves.png`` and
   ``metric_vs_hyperparameters.png``.
 
-Ray is imported only inside the functions that need it.
-"""
 Layout: :mod:`~recbole_text.tune.search_space` (YAML → Ray Tune space), :mod:`~recbole_text.tune.trial` (one
 trial, built by :func:`recbole_text.job.build_job` like every other job), :mod:`~recbole_text.tune.sweep` (the
 driver), :mod:`~recbole_text.tune.report` (tables, ``best.json``, plots), :mod:`~recbole_text.tune.callbacks`.
