@@ -9,9 +9,9 @@ import yaml
 
 EPILOG = """\
 Any other option is a RecBole/recbole_text setting written --key=value; it overrides the YAML files.
-Merge order: RecBole defaults < properties/overall.yaml < properties/model/<MODEL>.yaml
+Merge order: RecBole defaults < recbole_text/properties/overall.yaml < properties/model/<MODEL>.yaml
              < properties/dataset/<DATASET>.yaml < --config_files < --key=value.
-Common settings (defaults from properties/overall.yaml):
+Common settings (defaults from recbole_text/properties/overall.yaml):
   --epochs=300               maximum training epochs
   --stopping_step=10         early stopping patience (validations without improvement)
   --train_batch_size=2048    training batch size
@@ -23,6 +23,9 @@ Common settings (defaults from properties/overall.yaml):
   --data_path=dataset/data   folder holding <DATASET>/ (the atomic files)
   --checkpoint_dir=saved     where checkpoints go (state_dict + plain config)
   --benchmark_filename="[train,valid,test]"  use pre-split <DATASET>.<part>.inter files
+  --train_strategy=prefix    prefix (RecBole's rows) | sequence (loss at every position) | rss (recency sampling)
+  --pretrained=PATH          initialise the model from a checkpoint's weights, by name (not --resume)
+  --lr_scheduler=constant    constant | linear (--warmup_steps=N, then linear decay)
   --seed=2020 --gpu_id=0 --use_gpu=True --show_progress=True
   Model settings: see properties/model/<MODEL>.yaml or RecBole's own model YAML.
 
@@ -30,8 +33,9 @@ Datasets: ml-100k-text is built from RecBole's wheel on first use. Others come f
   python -m recbole_text.data.converters unisrec --src ../shared/data/Scientific --out dataset/data
   python -m recbole_text.data.converters amazon2018 --meta meta_X.json.gz --reviews X_5.json.gz --name X
 Examples:
-  python run_recbole_text.py          # no arguments: SASRec on ml-100k-text for 2 epochs (a few minutes)
+  python run_recbole_text.py          # no arguments: gSASRec on the embedded ml-100k-text, to early stopping
   python run_recbole_text.py --model=SASRec --dataset=Scientific --epochs=2
+  python run_recbole_text.py --model=gSASRec --pretrained=saved/X.pth   # start from another run's weights
   python run_recbole_text.py --model=BERT4Rec --dataset=ml-100k-text --config_files="a.yaml b.yaml"
 Ray Tune sweep (search space: properties/tune/<MODEL>.yaml unless --search_space is given):
   python run_recbole_text.py --tune --model=gSASRec --dataset=Scientific --num_samples=8 --epochs=30
@@ -49,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", "-m", default="SASRec", help="model name, e.g. SASRec, BERT4Rec, GRU4Rec "
-                        "(this package's models first, then RecBole's). Default: SASRec")
+    parser.add_argument("--model", "-m", default="gSASRec", help="model name, e.g. gSASRec, SeqSASRec, SASRec, "
+                        "BERT4Rec (this package's models first, then RecBole's). Default: gSASRec")
     parser.add_argument("--dataset", "-d", default="ml-100k-text", help="dataset name (a folder under "
                         "data_path). Default: ml-100k-text, the embedded default")
     parser.add_argument("--config_files", default="", help='space-separated YAML files, e.g. "a.yaml b.yaml"')
@@ -123,15 +127,21 @@ def parse_overrides(extra: list[str]) -> dict:
     return overrides
 
 
-# With no arguments at all: the embedded default, short enough for a few minutes on 2 CPU cores.
-NO_ARGUMENT_RUN = {"epochs": 2}
+# With no model, dataset or setting given (output options such as --result_file may be): gSASRec on the embedded
+# default to early stopping, about 2 minutes on 2 CPU cores (measured in benchmarks/README.md, "The first run").
+FIRST_RUN = {"stopping_step": 10}
+
+
+def is_first_run(argv: list[str], extra: list[str]) -> bool:
+    named = ("--model", "-m", "--dataset", "-d", "--config_files", "--tune", "--num_workers", "--resume")
+    return not extra and not any(a.split("=")[0] in named for a in argv)
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    overrides = dict(NO_ARGUMENT_RUN) if not argv else {}
+    overrides = dict(FIRST_RUN) if is_first_run(argv, extra) else {}
     overrides.update(parse_overrides(extra))
 
     from recbole_text import registry

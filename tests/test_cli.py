@@ -158,9 +158,11 @@ def test_no_arguments_runs_the_short_embedded_default(monkeypatch, capsys):
 
     monkeypatch.setattr(quick_start, "run", fake_run)
     assert main([]) == 0
-    assert calls[0]["model"] == "SASRec" and calls[0]["dataset"] == "ml-100k-text"
-    assert calls[0]["config_dict"] == {"epochs": 2}
-    assert main(["--epochs=7"]) == 0 and calls[1]["config_dict"] == {"epochs": 7}  # any argument: no default
+    assert calls[0]["model"] == "gSASRec" and calls[0]["dataset"] == "ml-100k-text"
+    assert calls[0]["config_dict"] == {"stopping_step": 10}  # the first-run profile
+    assert main(["--result_file=first.json"]) == 0 and calls[1]["config_dict"] == {"stopping_step": 10}
+    assert main(["--epochs=7"]) == 0 and calls[2]["config_dict"] == {"epochs": 7}  # a setting: no profile
+    assert main(["--model=SASRec"]) == 0 and calls[3]["config_dict"] == {}
     assert "ndcg@10" in capsys.readouterr().out
 
 
@@ -189,3 +191,33 @@ def test_trainer_releases_free_memory_after_each_training_and_validation_epoch(t
     monkeypatch.setattr(trainer_module, "release_free_memory", lambda: calls.append(1) or True)
     run("SASRec", "tiny", config_dict={**FAST, "data_path": str(tiny_data), "epochs": 3})
     assert len(calls) == 6
+
+
+def test_help_answers_without_importing_torch_recbole_or_ray():
+    import subprocess
+    import sys
+
+    probe = ("import sys, runpy; sys.argv = ['run_recbole_text.py', '--help']\n"
+             "try:\n    runpy.run_path('run_recbole_text.py', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "print('LOADED', sorted(m for m in ('torch', 'recbole', 'ray', 'numpy', 'pandas') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert "usage: run_recbole_text.py" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "LOADED []"
+
+
+def test_first_run_prints_the_stock_figure_and_where_it_comes_from(tmp_path, capsys):
+    import json
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from first_run import main as first_run
+
+    run_record = {"model": "gSASRec", "dataset": "ml-100k-text", "wall_time_s": 95.0, "epochs_run": 40,
+                  "stopped_by": "early_stopping", "test_result": {"ndcg@10": 0.0612, "recall@10": 0.125, "mrr@10": 0.04}}
+    (tmp_path / "run.json").write_text(json.dumps(run_record))
+    assert first_run([str(tmp_path / "run.json")]) == 0
+    out = capsys.readouterr().out
+    stock = json.loads((REPO / "benchmarks" / "results" / "ml-100k-text.json").read_text())["SASRec"]
+    assert "| gSASRec (this run) | 0.0612 | 0.1250 | 0.0400 |" in out
+    assert f"| stock RecBole SASRec (from " in out and "benchmarks/results/ml-100k-text.json" in out
+    assert f"{stock['test_result']['ndcg@10']:.4f}" in out
