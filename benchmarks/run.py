@@ -6,6 +6,10 @@ Each model runs as its own ``run_recbole_text.py`` process (so its peak RSS is i
 ``benchmarks/results/<dataset>.json`` (keyed by label, default the model name) and are rendered to
 ``<dataset>.md`` with the machine, command and date; each run's training curve is saved as
 ``benchmarks/results/<dataset>-<label>.png``.
+
+Every run also records RecBole's coverage and popularity metrics (``RUN_METRICS``; a ``--metrics=...`` after
+``--`` replaces them); the table shows ItemCoverage@10, GiniIndex@10 and AveragePopularity@10, and "—" for runs
+recorded before they were collected.
 """
 from __future__ import annotations
 
@@ -22,6 +26,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 METRICS = ("recall@10", "ndcg@10", "mrr@10", "recall@50", "ndcg@50", "mrr@50")
+# Beyond accuracy: share of the catalogue in some user's top 10, how unevenly the top-10 slots are spread over the
+# catalogue (0 even, 1 all on one item), mean training count of the top-10 items.
+BEYOND_ACCURACY = ("itemcoverage@10", "giniindex@10", "averagepopularity@10")
+TABLE_METRICS = METRICS + BEYOND_ACCURACY
+# What each run computes (at every validation, so its s/valid includes them), passed before the user's overrides.
+RUN_METRICS = "[Recall,NDCG,MRR,ItemCoverage,GiniIndex,AveragePopularity]"
+MISSING = "—"
+
+
+def format_metric(test: dict, metric: str) -> str:
+    """A table cell: 4 decimals (a count with 1: averagepopularity); "—" where the run did not record it."""
+    value = test.get(metric)
+    if value is None:
+        return MISSING
+    return f"{value:.1f}" if metric.startswith("averagepopularity") else f"{value:.4f}"
 
 
 def run_logged(command: list[str], log_path: Path) -> tuple[int, float, float]:
@@ -44,7 +63,7 @@ def run_one(model: str, dataset: str, label: str, overrides: list[str], results:
     record_path = runs / f"{dataset}-{label}.json"
     log_path = runs / f"{dataset}-{label}.log"
     command = [sys.executable, "run_recbole_text.py", f"--model={model}", f"--dataset={dataset}",
-               f"--result_file={record_path}", "--show_progress=False", *overrides]
+               f"--result_file={record_path}", "--show_progress=False", f"--metrics={RUN_METRICS}", *overrides]
     code, wall, peak_rss_mb = run_logged(command, log_path)
     if code != 0:
         raise RuntimeError(f"{model} on {dataset} failed:\n" + log_tail(log_path, 15))
@@ -88,15 +107,18 @@ def baseline_comparison(records: dict, baseline: str) -> list[str]:
 
 def render_markdown(dataset: str, records: dict, baseline: str = "SASRec") -> str:
     lines = [f"# Benchmarks on {dataset}", ""]
-    lines.append("Test metrics of the best-validation checkpoint (full ranking over all items, leave-one-out).")
+    lines.append("Test metrics of the best-validation checkpoint (full ranking over all items, leave-one-out). "
+                 "itemcoverage@10: share of the catalogue in some user's top 10; giniindex@10: how unevenly the "
+                 "top-10 slots spread over the catalogue (0 even, 1 all on one item); averagepopularity@10: mean "
+                 f"training count of the top-10 items; {MISSING}: not recorded by that run.")
     lines.append("")
-    header = ["label", "model", *METRICS, "epochs", "best epoch", "stopped by", "time to best (s)",
+    header = ["label", "model", *TABLE_METRICS, "epochs", "best epoch", "stopped by", "time to best (s)",
               "s/epoch (train)", "s/valid", "wall (s)", "peak RSS (MB)"]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     for label, r in sorted(records.items()):
         test = r["test_result"]
-        row = [label, r["model"], *(f"{test.get(m, float('nan')):.4f}" for m in METRICS), str(r["epochs_run"]),
+        row = [label, r["model"], *(format_metric(test, m) for m in TABLE_METRICS), str(r["epochs_run"]),
                str(r["best_epoch"]), str(r.get("stopped_by")), f"{r['time_to_best_s']:.0f}",
                f"{r['seconds_per_epoch']:.1f}", f"{r['valid_seconds_per_epoch']:.1f}", f"{r['process_wall_s']:.0f}",
                f"{r['process_peak_rss_mb']:.0f}"]
@@ -159,7 +181,8 @@ def main(argv=None) -> int:
         records[label] = record
         write_results(json_path, records, args.dataset, args.baseline)
         test = record["test_result"]
-        print(f"[bench] {label}: " + ", ".join(f"{m}={test[m]:.4f}" for m in METRICS if m in test), flush=True)
+        print(f"[bench] {label}: " + ", ".join(f"{m}={format_metric(test, m)}" for m in TABLE_METRICS if m in test),
+              flush=True)
     return 0
 
 

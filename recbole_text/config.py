@@ -33,6 +33,8 @@ SETTING_CHOICES = {
     "train_windows": ("all", "last"),
     "rss_history": ("full", "recent"),
     "lr_scheduler": ("constant", "linear"),
+    "plm_pooling": ("cls", "mean"),  # item text embeddings (recbole_text.text)
+    "plm_dtype": ("auto", "bf16", "fp32"),
 }
 PREFIX_ONLY = ("prefix",)  # what RecBole's own models train on
 
@@ -100,6 +102,9 @@ class TextConfig(Config):
                          "checkpoint_dir": self.final_config_dict["checkpoint_dir"]}
 
     def _set_default_parameters(self):
+        problem = compat.metrics_error(self.final_config_dict)
+        if problem:
+            raise ConfigError(problem)
         super()._set_default_parameters()
         final = self.final_config_dict
         # overall.yaml turns RecBole's negative sampler off (softmax-CE models refuse it), but pairwise models

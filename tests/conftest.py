@@ -8,6 +8,15 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+
+def pytest_configure(config):
+    """pytest resets warning filters around every test, so the known library warnings that
+    ``recbole_text.compat`` silences at import are silenced here too: the same list, exactly those."""
+    from recbole_text import compat
+
+    for category, message, module in compat.KNOWN_WARNINGS:
+        config.addinivalue_line("filterwarnings", f"ignore:{message}:{category.__name__}:{module}")
+
 REPO = Path(__file__).resolve().parents[1]
 SCIENTIFIC_SRC = REPO.parent / "shared" / "data" / "Scientific"
 

@@ -20,9 +20,33 @@ def test_harness_records_each_model_and_compares_with_the_baseline(tiny_data, tm
         assert record["process_peak_rss_mb"] > 50 and record["seconds_per_epoch"] > 0
         assert record["time_to_best_s"] is not None and record["machine"] and record["date"]
         assert (results / f"tiny-{label}.png").is_file()
+        test = record["test_result"]  # the harness asks every run for the coverage and popularity metrics
+        assert 0 < test["itemcoverage@10"] <= 1 and 0 <= test["giniindex@10"] < 1 and test["averagepopularity@10"] > 0
+        assert "--metrics=[Recall,NDCG,MRR,ItemCoverage,GiniIndex,AveragePopularity]" in record["command"]
     markdown = (results / "tiny.md").read_text()
     assert "| SASRec | SASRec |" in markdown and "| GRU4Rec | GRU4Rec |" in markdown
     assert "Time to reach SASRec's best validation" in markdown
+    assert "| itemcoverage@10 | giniindex@10 | averagepopularity@10 |" in markdown
+    sasrec_row = next(line for line in markdown.splitlines() if line.startswith("| SASRec | SASRec |"))
+    assert "—" not in sasrec_row and "nan" not in sasrec_row
+
+
+def test_table_shows_a_dash_for_metrics_a_committed_run_did_not_record():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from run import render_markdown
+
+    legacy = {"model": "SASRec", "test_result": {"recall@10": 0.1188, "ndcg@10": 0.0552}, "epochs_run": 12,
+              "best_epoch": 7, "stopped_by": "time_budget", "time_to_best_s": 1038.0, "seconds_per_epoch": 129.5,
+              "valid_seconds_per_epoch": 0.2, "process_wall_s": 1562.0, "process_peak_rss_mb": 4498.0,
+              "command": "python run_recbole_text.py", "machine": "test box", "date": "2026-11-25",
+              "best_valid_score": 0.06, "valid_metric": "ndcg@10", "history": []}
+    new = dict(legacy, test_result={**legacy["test_result"], "itemcoverage@10": 0.41234, "giniindex@10": 0.8,
+                                    "averagepopularity@10": 251.26})
+    markdown = render_markdown("ml-100k-text", {"SASRec": legacy, "gSASRec": new})
+    rows = [line for line in markdown.splitlines() if " | SASRec | " in line]  # the metrics table's rows
+    dash = " — |"
+    assert rows[0].startswith("| SASRec | SASRec | 0.1188 | 0.0552 |" + dash * 7 + " 12 | 7 |")
+    assert rows[1].startswith("| gSASRec | SASRec | 0.1188 | 0.0552 |" + dash * 4 + " 0.4123 | 0.8000 | 251.3 | 12 |")
 
 
 def test_seed_variation_summarises_each_group_against_the_baseline(tmp_path):

@@ -1,10 +1,12 @@
-"""Tests of recbole_text.compat: NumPy aliases, the pandas guard, pickle-cache refusal and safe checkpoints."""
+"""Tests of recbole_text.compat: NumPy aliases, the pandas guard, pickle-cache refusal, safe checkpoints and the
+library warnings it silences (its RecBole evaluator patch: tests/test_metrics.py)."""
 from __future__ import annotations
 
 import enum
 import json
 import os
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -264,3 +266,86 @@ def test_missing_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError) as info:
         load_checkpoint(path)
     assert str(path) in str(info.value)
+
+
+# ---------------------------------------------------------------- known library warnings
+
+PANDAS_CHAINED = ("A value is trying to be set on a copy of a DataFrame or Series through chained assignment using "
+                  "an inplace method.\nThe behavior will change in pandas 3.0.")
+GRAD_SCALER = ("`torch.cuda.amp.GradScaler(args...)` is deprecated. Please use `torch.amp.GradScaler('cuda', args...)` "
+               "instead.")
+ARRAY_WRAP = ("__array_wrap__ must accept context and return_scalar arguments (positionally) in the future. "
+              "(Deprecated NumPy 2.0)")
+
+
+def shown(message, category, module) -> bool:
+    """Whether a warning attributed to ``module`` gets through compat's filters (everything else shown)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()
+        compat.silence_known_warnings()
+        warnings.simplefilter("always", append=True)  # after compat's filters, as Python's defaults are
+        warnings.warn_explicit(message, category, "library.py", 1, module=module)
+    return len(caught) == 1
+
+
+@pytest.mark.parametrize("message, category, module", [
+    (PANDAS_CHAINED, FutureWarning, "recbole.data.dataset.dataset"),
+    (GRAD_SCALER, FutureWarning, "recbole.trainer.trainer"),
+    (ARRAY_WRAP, DeprecationWarning, "numpy._core.fromnumeric"),
+])
+def test_each_known_library_warning_is_silenced(message, category, module):
+    assert not shown(message, category, module)
+
+
+@pytest.mark.parametrize("message, category, module", [
+    (PANDAS_CHAINED, FutureWarning, "recbole_text.data.text_dataset"),  # our own code is not excused
+    (PANDAS_CHAINED, FutureWarning, "recbole.data.dataset.dataset_v2"),  # the module name is matched whole
+    (PANDAS_CHAINED, pd.errors.ChainedAssignmentError, "recbole.data.dataset.dataset"),  # Copy-on-Write: no fill
+    ("A value is trying to be set on a copy of a slice from a DataFrame", FutureWarning,
+     "recbole.data.dataset.dataset"),
+    (GRAD_SCALER, FutureWarning, "__main__"),
+    (GRAD_SCALER, DeprecationWarning, "recbole.trainer.trainer"),
+    ("`torch.cuda.amp.autocast(args...)` is deprecated.", FutureWarning, "recbole.trainer.trainer"),
+    (ARRAY_WRAP, DeprecationWarning, "recbole.data.interaction"),
+    ("some other NumPy deprecation", DeprecationWarning, "numpy._core.fromnumeric"),
+])
+def test_other_warnings_still_show(message, category, module):
+    assert shown(message, category, module)
+
+
+def test_silencing_is_idempotent_and_yields_to_filters_set_later():
+    with warnings.catch_warnings():
+        compat.silence_known_warnings()
+        count = len(warnings.filters)
+        compat.silence_known_warnings()
+        compat.install()
+        assert len(warnings.filters) == count
+        warnings.simplefilter("error")  # e.g. a developer hunting warnings
+        with pytest.raises(FutureWarning):
+            warnings.warn_explicit(GRAD_SCALER, FutureWarning, "trainer.py", 235, module="recbole.trainer.trainer")
+
+
+def test_a_short_cli_run_prints_no_library_warnings(tiny_data, in_tmp_cwd):
+    """The real run: without -W nothing is printed; with -W default (filters before compat's win) the same run
+    shows the library warnings compat silences, so the first check is not vacuous."""
+    import re
+    import subprocess
+    import sys
+
+    from conftest import FAST_ARGS, REPO
+
+    command = [sys.executable, str(REPO / "run_recbole_text.py"), "--model=SASRec", "--dataset=tiny",
+               f"--data_path={tiny_data}", *FAST_ARGS]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    warning_line = re.compile(r"\b(\w*Warning): (.*)")
+
+    def run(*python_options):
+        done = subprocess.run([command[0], *python_options, *command[1:]], capture_output=True, text=True,
+                              timeout=600, cwd=in_tmp_cwd, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return warning_line.findall(done.stdout + done.stderr)
+
+    assert run() == []
+    loud = {(category, message[:30]) for category, message in run("-W", "default")}
+    assert loud == {("FutureWarning", PANDAS_CHAINED[:30]), ("FutureWarning", GRAD_SCALER[:30]),
+                    ("DeprecationWarning", ARRAY_WRAP[:30])}

@@ -248,3 +248,8 @@ def test_pretrained_is_separate_from_resume(tiny_data, in_tmp_cwd):
     job = build_job("gSASRec", "tiny", config_dict={**FAST, "data_path": str(tiny_data), "num_negatives": 8,
                                                      "pretrained": checkpoint}, log=False)
     assert job.trainer.start_epoch == 0 and not job.trainer.optimizer.state
+
+
+def test_a_metric_that_cannot_rank_is_refused_with_the_ones_that_can():
+    with pytest.raises(ConfigError, match=r"metric AUC is a value metric.*use ranking metrics \(AveragePopularity"):
+        TextConfig("gSASRec", "tiny", config_dict={"metrics": ["Recall", "AUC"]})

@@ -85,6 +85,7 @@ def evaluate_best(spec: dict, params: dict, weights: str) -> dict:
     overrides = {**spec["overrides"], **params, "show_progress": False, "gpu_id": "",
                  "checkpoint_dir": os.path.dirname(weights)}
     job = build_job(spec["model"], spec["dataset"], spec["config_files"], overrides, log=False)
+    job.trainer.eval_collector.data_collect(job.train_data)  # popularity counts of beyond-accuracy metrics
     valid = job.trainer.evaluate(job.valid_data, load_best_model=True, model_file=weights)
     test = job.trainer.evaluate(job.test_data, load_best_model=False)
     return {"valid_result": {k: float(v) for k, v in valid.items()},
