@@ -41,7 +41,11 @@ class Job:
 
 
 def build_config(model, dataset, config_file_list=None, config_dict=None) -> TextConfig:
-    return TextConfig(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    """``dataset`` is a name, or several (a list, or comma-separated): one combined multi-domain dataset."""
+    from recbole_text.data.multi_domain import dataset_name
+
+    return TextConfig(model=model, dataset=dataset_name(dataset), config_file_list=config_file_list,
+                      config_dict=config_dict)
 
 
 def ensure_dataset(config) -> None:
@@ -52,6 +56,14 @@ def ensure_dataset(config) -> None:
     from recbole_text.data.converters import convert_ml100k, converter_command
 
     name = config["dataset"]
+    from recbole_text.data.multi_domain import JOIN, combine_datasets
+
+    if JOIN in name:  # several domains: built from their own folders (each built or converted first)
+        for part in name.split(JOIN):
+            ensure_dataset({"data_path": str(folder.parent / part), "dataset": part})
+        logging.getLogger().info(f"combining {name.split(JOIN)} into {folder}")
+        combine_datasets(folder.parent, name)
+        return
     if name in EMBEDDED_DATASETS:
         logging.getLogger().info(f"building the embedded dataset {name} into {folder}")
         convert_ml100k(folder.parent, name=name)
