@@ -46,12 +46,23 @@ def run(
     best_valid_score, best_valid_result = trainer.fit(job.train_data, job.valid_data, saved=saved, show_progress=show)
     test_result = trainer.evaluate(job.test_data, load_best_model=saved, show_progress=show)
     result = summarize(config, trainer, best_valid_score, best_valid_result, test_result, perf_counter() - started)
+    if is_sequential_full_sort(config, job.test_data):
+        from recbole_text.evaluation.target_groups import seen_in_training
+
+        result["test_by_target"] = trainer.evaluate_by_target(job.test_data, seen_in_training(job.train_data))
     if config["calibration_report"]:
         result["calibration"] = calibration_rows(config, job.model, job.test_data)
     logging.getLogger().info(f"test result: {result['test_result']}")
     if result_file:
         write_run_record(result, result_file)
     return result
+
+
+def is_sequential_full_sort(config, eval_data) -> bool:
+    from recbole.data.dataloader import FullSortEvalDataLoader
+    from recbole.utils import ModelType
+
+    return config["MODEL_TYPE"] == ModelType.SEQUENTIAL and isinstance(eval_data, FullSortEvalDataLoader)
 
 
 def calibration_rows(config, model, test_data) -> list[dict]:

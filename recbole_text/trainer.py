@@ -269,6 +269,41 @@ class SafeCheckpointMixin:
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
 
     # --- evaluation ------------------------------------------------------------------------------------
+    def evaluate_by_target(self, eval_data, seen_items) -> dict:
+        """The metrics of ``eval_data`` (a full-sort loader; its model already loaded) split by whether each
+        row's target item was seen in training: ``{"seen": {"rows": n, metric: value, …}, "unseen": {…}}``.
+        ``seen_items`` is an (n_items,) bool tensor. One pass; each group gets its own copy of the collector
+        (which holds the training statistics the beyond-accuracy metrics need)."""
+        import copy
+
+        import torch
+
+        self.model.eval()
+        self.tot_item_num = eval_data._dataset.item_num
+        collectors = {"seen": copy.deepcopy(self.eval_collector), "unseen": copy.deepcopy(self.eval_collector)}
+        rows = dict.fromkeys(collectors, 0)
+        seen_items = seen_items.to(self.device)
+        with torch.no_grad():
+            for batched_data in eval_data:
+                interaction, scores, positive_u, positive_i = self._full_sort_batch_eval(batched_data)
+                positive_u, positive_i = positive_u.to(scores.device), positive_i.to(scores.device)
+                row_seen = torch.zeros(len(scores), dtype=torch.bool, device=scores.device)
+                row_seen[positive_u] = seen_items[positive_i]  # sequential evaluation: one target per row
+                for group, in_group in (("seen", row_seen), ("unseen", ~row_seen)):
+                    index = in_group.nonzero().squeeze(1)
+                    if not len(index):
+                        continue
+                    renumbered = torch.full((len(scores),), -1, dtype=torch.long, device=scores.device)
+                    renumbered[index] = torch.arange(len(index), device=scores.device)
+                    keep = in_group[positive_u]
+                    collectors[group].eval_batch_collect(scores[index], interaction[index.cpu()],
+                                                         renumbered[positive_u[keep]], positive_i[keep])
+                    rows[group] += len(index)
+        return {group: {"rows": rows[group], **({k: float(v) for k, v in
+                                                 self.evaluator.evaluate(collector.get_data_struct()).items()}
+                                                if rows[group] else {})}
+                for group, collector in collectors.items()}
+
     def _full_sort_batch_eval(self, batched_data):
         interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(batched_data)
         if self.config["exclude_seen_items"]:
