@@ -253,3 +253,20 @@ def test_pretrained_is_separate_from_resume(tiny_data, in_tmp_cwd):
 def test_a_metric_that_cannot_rank_is_refused_with_the_ones_that_can():
     with pytest.raises(ConfigError, match=r"metric AUC is a value metric.*use ranking metrics \(AveragePopularity"):
         TextConfig("gSASRec", "tiny", config_dict={"metrics": ["Recall", "AUC"]})
+
+
+def test_evaluation_encodes_long_batches_in_chunks_with_the_same_states(tiny_data, in_tmp_cwd, monkeypatch):
+    import recbole_text.model.abstract_recommender as contract
+
+    job = build_job("gSASRec", "tiny", config_dict={**FAST, "data_path": str(tiny_data), "num_negatives": 8},
+                    with_trainer=False, log=False)
+    model, batch = job.model.eval(), next(iter(job.test_data))[0]
+    with torch.no_grad():
+        whole = model.full_sort_predict(batch)
+        sizes = []
+        monkeypatch.setattr(contract, "EVAL_TOKENS", 3 * batch["item_id_list"].shape[1])  # 3 rows a chunk
+        original = model._sequence_state
+        monkeypatch.setattr(model, "_sequence_state", lambda s, n: sizes.append(len(s)) or original(s, n))
+        chunked = model.full_sort_predict(batch)
+    assert max(sizes) == 3 and sum(sizes) == len(batch)
+    assert torch.allclose(whole, chunked, atol=1e-5)

@@ -23,6 +23,15 @@ of two strategies (``train_strategy``):
 
 Validation and test stay RecBole's leave-one-out full-ranking loaders; only training changes.
 Everything is vectorised over the batch (no Python loop over users or items).
+
+Where the training sequences come from: with one chronological ``.inter`` file,
+:class:`~recbole_text.data.text_dataset.TextSequentialDataset` never builds RecBole's prefix rows for these
+strategies. It splits RecBole's way on rows *without* history lists (:func:`prefix_rows`), gives only the
+validation/test rows their ``item_id_list`` (:func:`history_lists`, the rows RecBole's full-sort evaluation
+reads) and hands the loader each user's training sequence straight from the interaction table
+(:func:`interaction_histories`, kept as ``train_dataset.flat_sequences``). Memory is O(interactions), never
+interactions × ``MAX_ITEM_LIST_LENGTH``. Pre-split ``benchmark_filename`` data keeps its rows, rebuilt into
+sequences by :func:`full_histories`.
 """
 from __future__ import annotations
 
@@ -34,7 +43,61 @@ from recbole.data.interaction import Interaction
 
 TARGETS = "target_id_list"
 RSS_TARGETS = "rss_targets"
-STRATEGIES = ("prefix", "sequence", "rss")
+
+
+def prefix_rows(uid: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """RecBole's prefix rows of a table sorted by user then time, without their history lists.
+
+    ``uid`` is (N,), one entry per interaction, each user's interactions contiguous and in time order. Row r
+    predicts interaction ``target[r]`` from the ``length[r]`` interactions just before it (the user's earlier
+    ones, at most ``max_len``): every interaction but a user's first is a target, as in
+    ``SequentialDataset.data_augmentation``. Returns ``target`` (R,) int64 indices into the table and
+    ``length`` (R,) int64.
+    """
+    n = len(uid)
+    first = np.ones(n, dtype=bool)
+    first[1:] = uid[1:] != uid[:-1]
+    user_start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.zeros(0, dtype=np.int64)
+    target = np.flatnonzero(~first).astype(np.int64)
+    return target, np.minimum(target - user_start[target], max_len).astype(np.int64)
+
+
+def history_lists(values: torch.Tensor, target: torch.Tensor, length: torch.Tensor, shape) -> torch.Tensor:
+    """Row r holds ``values[target[r] − length[r] : target[r]]`` left-aligned, the rest 0.
+
+    ``values`` is one field of the interaction table, (N, ...); ``shape`` is the result's shape,
+    (R, max_len, ...) as RecBole sizes its ``<field>_list`` columns. Used for the evaluation rows only.
+    """
+    out = torch.zeros(shape, dtype=values.dtype)
+    position = torch.arange(shape[1])[None, :]
+    inside = position < length[:, None]  # (R, max_len)
+    source = (target - length)[:, None] + position
+    out[inside] = values[source[inside]]
+    return out
+
+
+def interaction_histories(uid: np.ndarray, target: np.ndarray, length: np.ndarray, items: np.ndarray):
+    """Each user's training sequence from its (history-less) training rows → ``(users, flat, offsets)``.
+
+    ``uid``, ``target``, ``length`` (R,) describe the training rows (:func:`prefix_rows`), ``items`` (N,) is the
+    item column of the table ``target`` indexes. Like :func:`full_histories`: the first row's history followed
+    by every row's target, rows of a user in time order; ``users`` (U,) ascending, ``flat`` (T,) int64,
+    ``offsets`` (U + 1,) with user ``users[u]``'s items at ``flat[offsets[u]:offsets[u + 1]]``.
+    """
+    order = np.argsort(uid, kind="stable")  # rows of a user keep their (time) order
+    sorted_uid = uid[order]
+    starts = np.flatnonzero(np.r_[True, sorted_uid[1:] != sorted_uid[:-1]]) if len(order) else np.zeros(0, np.int64)
+    rows_per_user = np.diff(np.r_[starts, len(order)])
+    first_rows = order[starts]
+    history_len = length[first_rows]  # (U,)
+    history_begin = target[first_rows] - history_len  # where the first row's history starts in `items`
+    offsets = np.r_[0, np.cumsum(history_len + rows_per_user)].astype(np.int64)
+    flat = np.zeros(offsets[-1], dtype=np.int64)
+    in_history = np.arange(history_len.sum()) - np.repeat(np.cumsum(history_len) - history_len, history_len)
+    flat[np.repeat(offsets[:-1], history_len) + in_history] = items[np.repeat(history_begin, history_len) + in_history]
+    rank_in_user = np.arange(len(order)) - np.repeat(starts, rows_per_user)
+    flat[np.repeat(offsets[:-1] + history_len, rows_per_user) + rank_in_user] = items[target[order]]
+    return sorted_uid[starts], flat, offsets
 
 
 def full_histories(dataset, item_field: str, list_suffix: str, length_field: str):
@@ -146,26 +209,22 @@ class SequenceTrainDataLoader:
     """
 
     def __init__(self, config, dataset, shuffle: bool = True):
-        from recbole_text.config import ConfigError
-
         self.config, self.dataset, self._dataset = config, dataset, dataset
-        self.strategy = config["train_strategy"]
-        if self.strategy not in ("sequence", "rss"):
-            raise ConfigError(f"train_strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        self.strategy = config["train_strategy"]  # sequence | rss (values are checked by the config)
         self.shuffle = shuffle
         self.batch_size = config["train_batch_size"]
         self.max_len = config["MAX_ITEM_LIST_LENGTH"]
         self.item_field, self.uid_field = config["ITEM_ID_FIELD"], dataset.uid_field
         self.list_field = self.item_field + config["LIST_SUFFIX"]
         self.length_field = config["ITEM_LIST_LENGTH_FIELD"]
-        histories = full_histories(dataset, self.item_field, config["LIST_SUFFIX"], self.length_field)
+        histories = getattr(dataset, "flat_sequences", None)  # from the interaction table (TextSequentialDataset)
+        if histories is None:  # pre-split rows (benchmark_filename) or prefix rows: rebuilt from their histories
+            histories = full_histories(dataset, self.item_field, config["LIST_SUFFIX"], self.length_field)
         if self.strategy == "sequence":
             all_windows = config["train_windows"] != "last"
             self.users, self.sequences, self.lengths = training_windows(*histories, self.max_len, all_windows)
         else:  # one RSS example per user, drawn from its whole history or (rss_history: recent) its last items
             history = config["rss_history"] or "full"
-            if history not in ("recent", "full"):
-                raise ConfigError(f"rss_history must be 'recent' or 'full', got {history!r}")
             users, flat, offsets = histories
             lengths = np.diff(offsets)
             if history == "recent":

@@ -8,6 +8,13 @@ Every internal item id ``i`` (0 is RecBole's padding id) gets
 
 Both layouts RecBole supports work: one chronological ``<dataset>.inter`` (leave-one-out split by RecBole)
 and pre-split ``<dataset>.{train,valid,test}.inter`` selected with ``benchmark_filename``.
+
+With one chronological file and ``train_strategy`` ``sequence`` or ``rss``, RecBole's prefix rows (one per
+training interaction, each with its whole history: interactions × ``MAX_ITEM_LIST_LENGTH`` ids per field) are
+never built. The same rows without their history lists go through RecBole's own ``build()`` (ordering and
+split), then only the evaluation rows get their ``<field>_list`` columns (the values RecBole would have given
+them) and the training split gets ``flat_sequences``, each user's training sequence read from the interaction
+table (see :mod:`recbole_text.data.sequence_data`).
 :func:`check_dataset_files` validates every atomic file first, so bad input ends in one error naming the
 file and line instead of a pandas stack trace.
 """
@@ -15,9 +22,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from recbole.data.dataset import SequentialDataset
+from recbole.data.interaction import Interaction
+from recbole.utils.enum_type import FeatureType
 
 from recbole_text.data.atomic import ITEM_TEXT_SUFFIX, AtomicFileError, check_atomic_file, read_item_text
+from recbole_text.data.sequence_data import history_lists, interaction_histories, prefix_rows
+
+TARGET_ROW = "_target_row"  # while splitting: each row's target, an index into the sorted interaction table
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -64,6 +77,70 @@ class TextSequentialDataset(SequentialDataset):
         check_dataset_files(config)
         super().__init__(config)
         self._load_item_text()
+
+    def _flat_training(self) -> bool:
+        """Whether training sequences come from the interaction table instead of RecBole's prefix rows."""
+        return self.config["train_strategy"] in ("sequence", "rss") and self.config["benchmark_filename"] is None
+
+    def data_augmentation(self):
+        """RecBole's prefix rows; for sequence/RSS training the same rows without their history lists.
+
+        Those rows keep every interaction field of their target (as RecBole's do), ``item_length`` and
+        ``_target_row`` (the target's index into ``self._interactions``, the interaction table sorted by user
+        then time); ``build`` splits them and fills in the lists of the evaluation rows only.
+        """
+        if not self._flat_training():
+            return super().data_augmentation()
+        self._aug_presets()
+        self._check_field("uid_field", "time_field")
+        self.sort(by=[self.uid_field, self.time_field], ascending=True)
+        target, length = prefix_rows(self.inter_feat[self.uid_field].numpy(), self.max_item_list_len)
+        self._interactions = self.inter_feat  # (N,) per field
+        target = torch.as_tensor(target)
+        rows = {field: values[target] for field, values in self.inter_feat.interaction.items()}
+        rows[self.item_list_length_field] = torch.as_tensor(length)
+        rows[TARGET_ROW] = target
+        self.inter_feat = Interaction(rows)
+
+    def build(self):
+        """RecBole's ``build()``; for sequence/RSS training it splits history-less rows (see
+        :meth:`data_augmentation`), then gives every split but the first (validation, test) RecBole's
+        ``<field>_list`` columns, (rows, MAX_ITEM_LIST_LENGTH, ...), and the training split
+        ``flat_sequences = (users (U,), flat (T,), offsets (U + 1,))``."""
+        datasets = super().build()
+        if not self._flat_training():
+            return datasets
+        interactions = self.__dict__.pop("_interactions")
+        for part in datasets:
+            part.__dict__.pop("_interactions", None)
+        train, *evaluation = datasets
+        rows = train.inter_feat
+        train.flat_sequences = interaction_histories(
+            rows[self.uid_field].numpy(), rows[TARGET_ROW].numpy(), rows[self.item_list_length_field].numpy(),
+            interactions[self.iid_field].numpy(),
+        )
+        for part in evaluation:
+            part.inter_feat = self._with_history_lists(part.inter_feat, interactions)
+        for feat in (self.inter_feat, train.inter_feat):
+            del feat[TARGET_ROW]
+        return datasets
+
+    def _with_history_lists(self, rows: Interaction, interactions: Interaction) -> Interaction:
+        """``rows`` with RecBole's ``<field>_list`` for every interaction field but the user id: the
+        ``item_length`` values before each row's target, shaped and typed as ``data_augmentation`` makes them."""
+        target, length = rows[TARGET_ROW], rows[self.item_list_length_field]
+        new = {field: values for field, values in rows.interaction.items() if field != TARGET_ROW}
+        for field, values in interactions.interaction.items():
+            if field == self.uid_field:
+                continue
+            list_field = getattr(self, f"{field}_list_field")
+            list_len = self.field2seqlen[list_field]
+            shape = (len(rows), list_len) if isinstance(list_len, int) else (len(rows),) + tuple(list_len)
+            if self.field2type[field] in (FeatureType.FLOAT, FeatureType.FLOAT_SEQ) and \
+                    field in self.config["numerical_features"]:
+                shape += (2,)
+            new[list_field] = history_lists(values, target, length, shape)
+        return Interaction(new)
 
     def _load_item_text(self) -> None:
         path = Path(self.dataset_path) / f"{self.dataset_name}.{ITEM_TEXT_SUFFIX}"
