@@ -14,8 +14,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
-
 from recbole_text import compat  # noqa: F401  (NumPy aliases before RecBole's Config runs)
 from recbole.config import Config
 from recbole.utils import InputType

@@ -14,7 +14,7 @@ from time import perf_counter
 from recbole_text import compat  # noqa: F401
 
 from recbole_text.data.atomic import atomic_write
-from recbole_text.job import build_config, build_job, ensure_dataset  # noqa: F401  (build_config, ensure_dataset: API)
+from recbole_text.job import build_job
 
 DEFAULT_MODEL = "gSASRec"
 DEFAULT_DATASET = "ml-100k-text"

@@ -219,5 +219,5 @@ def test_first_run_prints_the_stock_figure_and_where_it_comes_from(tmp_path, cap
     out = capsys.readouterr().out
     stock = json.loads((REPO / "benchmarks" / "results" / "ml-100k-text.json").read_text())["SASRec"]
     assert "| gSASRec (this run) | 0.0612 | 0.1250 | 0.0400 |" in out
-    assert f"| stock RecBole SASRec (from " in out and "benchmarks/results/ml-100k-text.json" in out
+    assert "| stock RecBole SASRec (from " in out and "benchmarks/results/ml-100k-text.json" in out
     assert f"{stock['test_result']['ndcg@10']:.4f}" in out

@@ -18,8 +18,7 @@ from recbole.data.dataset import SequentialDataset
 from recbole_text.config import TextConfig
 from recbole_text.data import create_dataset, data_preparation, sequence_data
 from recbole_text.data.atomic import write_atomic_file
-from recbole_text.data.sequence_data import (SequenceTrainDataLoader, full_histories, interaction_histories,
-                                             prefix_rows)
+from recbole_text.data.sequence_data import full_histories, interaction_histories, prefix_rows
 from recbole_text.data.text_dataset import TextSequentialDataset
 
 from conftest import FAST, REPO, write_tiny_dataset
