@@ -43,3 +43,102 @@ def test_gate_noise_only_in_training():
     first = adaptor.gates(x)
     torch.manual_seed(2)
     assert not torch.allclose(first, adaptor.gates(x))
+
+
+# ---------------------------------------------------------------- the model
+from conftest import FAST, write_tiny_dataset  # noqa: E402
+from test_text_encoder import save_tiny_bert  # noqa: E402
+
+from recbole_text.job import build_job  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def text_data(tmp_path_factory):
+    """Three tiny domains and a tiny random BERT as the frozen text encoder."""
+    root = tmp_path_factory.mktemp("unisrec")
+    for name, items in (("a", 40), ("b", 30), ("c", 50)):
+        write_tiny_dataset(root, name, users=40, items=items, length=10)
+    return root, save_tiny_bert(root / "bert", seed=0)
+
+
+def unisrec_settings(text_data, **more):
+    root, bert = text_data
+    return {**FAST, "data_path": str(root), "plm_name": str(bert), "plm_dtype": "fp32", "hidden_size": 16,
+            "n_heads": 2, "n_exps": 2, "learning_rate": 0.005, **more}
+
+
+def test_scores_are_cosines_over_temperature(text_data, in_tmp_cwd):
+    job = build_job("UniSRec", "c", config_dict=unisrec_settings(text_data), log=False)
+    model = job.model.eval()
+    batch = next(iter(job.test_data))[0]
+    with torch.no_grad():
+        scores = model.full_sort_predict(batch)
+    assert scores.shape == (len(batch), model.n_items)
+    assert scores.abs().max() <= 1 / model.temperature + 1e-4
+    assert "plm_embedding" not in model.state_dict()  # rebuilt from the text cache, never saved
+
+
+def test_inductive_ignores_ids_transductive_uses_them(text_data, in_tmp_cwd):
+    for stage, uses_ids in (("inductive_ft", False), ("transductive_ft", True)):
+        job = build_job("UniSRec", "c", config_dict=unisrec_settings(text_data, train_stage=stage), log=False)
+        model = job.model.eval()
+        batch = next(iter(job.test_data))[0]
+        with torch.no_grad():
+            before = model.full_sort_predict(batch)
+            model.item_embedding.weight.normal_()
+            after = model.full_sort_predict(batch)
+        assert torch.allclose(before, after) is not uses_ids, stage
+
+
+def test_parameter_efficient_finetuning_freezes_encoder_and_positions(text_data, in_tmp_cwd):
+    job = build_job("UniSRec", "c", config_dict=unisrec_settings(text_data, freeze_encoder=True, epochs=1,
+                                                                  train_stage="transductive_ft"), log=False)
+    frozen = {k: v.clone() for k, v in job.model.state_dict().items() if k.startswith(("encoder.", "position_"))}
+    adaptor = job.model.adaptor.weight.detach().clone()
+    job.trainer.fit(job.train_data, job.valid_data, saved=False)
+    state = job.model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in frozen.items())
+    assert not torch.equal(job.model.adaptor.weight, adaptor)
+    full = build_job("UniSRec", "c", config_dict=unisrec_settings(text_data, freeze_encoder=False), log=False)
+    assert all(p.requires_grad for p in full.model.encoder.parameters())
+
+
+def test_pretrain_loss_does_not_count_same_target_rows_as_negatives():
+    from recbole_text.model.sequential_recommender.unisrec import UniSRec
+
+    model = UniSRec.__new__(UniSRec)
+    model.temperature = 0.5
+    anchors, others = torch.randn(4, 3), torch.randn(4, 3)
+    same = torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=torch.bool)
+    logits = torch.nn.functional.normalize(anchors, dim=-1) @ torch.nn.functional.normalize(others, dim=-1).T / 0.5
+    expected = -sum(logits[b, b] - torch.logsumexp(logits[b][~same[b] | (torch.arange(4) == b)], 0) for b in range(4)) / 4
+    assert model._info_nce(anchors, others, same).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_multi_domain_pretrain_then_finetune_on_another_catalogue(text_data, in_tmp_cwd):
+    from recbole_text import run
+
+    pretrained = run("UniSRec", "a,b", config_dict=unisrec_settings(text_data, train_stage="pretrain",
+                                                                    train_strategy="prefix", epochs=2))
+    saved = torch.load(pretrained["checkpoint"], weights_only=True)["state_dict"]
+    assert pretrained["dataset"] == "a+b" and pretrained["history"][-1]["train_loss"] > 0
+    job = build_job("UniSRec", "c", config_dict=unisrec_settings(text_data, train_stage="inductive_ft",
+                                                                  pretrained=pretrained["checkpoint"]), log=False)
+    state = job.model.state_dict()
+    for name in ("adaptor.weight", "adaptor.gate", "encoder.layer.0.multi_head_attention.query.weight"):
+        assert torch.equal(state[name], saved[name]), name
+    assert state["item_embedding.weight"].shape[0] == job.dataset.item_num != saved["item_embedding.weight"].shape[0]
+    job.trainer.fit(job.train_data, job.valid_data, saved=True)
+    assert job.trainer.evaluate(job.test_data)["ndcg@10"] >= 0
+
+
+def test_a_ray_driver_encodes_the_item_texts_once_before_its_trials(text_data, in_tmp_cwd, monkeypatch):
+    import recbole_text.text as text
+    from recbole_text.job import prepare_driver
+
+    calls, original = [], text.ensure_item_embeddings
+    monkeypatch.setattr(text, "ensure_item_embeddings", lambda c, d: calls.append(c["dataset"]) or original(c, d))
+    _, _, overrides = prepare_driver("UniSRec", "c", config_dict=unisrec_settings(text_data))
+    assert calls == ["c"]
+    prepare_driver("gSASRec", "c", config_dict={**FAST, "data_path": str(text_data[0]), "num_negatives": 8})
+    assert calls == ["c"]  # ID models read no text

@@ -1,0 +1,179 @@
+"""UniSRec (Hou et al., KDD'22): universal item representations from item text, through a mixture-of-experts
+whitening adaptor, into a SASRec encoder.
+
+Item i's text → frozen language model → ``x_i`` (plm_size,), computed once and cached
+(:func:`recbole_text.text.item_embeddings`). The **MoE adaptor** turns it into the model's space:
+
+    x̃ᵏ_i = (Dropout(x_i) − bᵏ) Wᵏ                      k = 1..G (n_exps), bᵏ zero-init, Wᵏ ~ N(0, 0.02), no bias
+    g_i  = softmax(x_i W_g + δ),  δ = ε·(softplus(x_i W_n) + 0.01),  ε ~ N(0, 1) in training, δ = 0 in eval
+    v_i  = Σ_k g_ik x̃ᵏ_i                               (n_items, d);  W_g, W_n zero-init: uniform gate at start
+
+``train_stage``: ``inductive_ft`` (and ``pretrain``) score with the text alone, ``transductive_ft`` adds an ID
+embedding, ``v_i + e_i``. The sequence encoder is SASRec's (:class:`SeqSASRec`): ``f_j = v_{s_j} (+ e_{s_j}) + p_j``,
+LayerNorm, dropout, causal transformer. Scores are cosines over temperature τ against all items,
+
+    score(t, i) = cos(h_t, v_i) / τ          (τ = ``temperature``, 0.07)
+
+so every loss of :class:`SequenceLossRecommender` (softmax CE by default) and every training strategy works
+(``sequence``: a loss at every position; ``prefix``: RecBole's rows).
+
+**Pretraining** (``train_stage: pretrain``, RecBole's prefix rows of one dataset or of several domains combined,
+see :mod:`recbole_text.data.multi_domain`): ``L = ℓ_SI + λ·ℓ_SS`` with in-batch negatives: ℓ_SI is InfoNCE
+between each sequence and its next item's ``v`` (another row whose target is the same item is not counted as a
+negative), ℓ_SS between each sequence and an augmented view of itself (with probability 0.9 each item dropped
+with p 0.2, else the text vectors word-dropped with ``hidden_dropout_prob``), λ = ``lambda_ss`` (1e-3).
+The public code had a broadcasting bug in this loss (``keepdim=True``, fixed upstream Feb 2023): the masks here
+are (B, B) throughout.
+
+**Parameter-efficient finetuning** (``freeze_encoder: True``): the transformer and position embeddings keep their
+(pretrained) values; the adaptor and the ID embeddings train. It is a real boolean setting (the public script's
+``-f`` flag was ``type=bool``, so ``-f False`` still froze, and full finetuning could not be chosen).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recbole_text.config import ConfigError
+from recbole_text.model.abstract_recommender import LOSSES, NEGATIVE_SHARING
+from recbole_text.model.sequential_recommender.seqsasrec import SeqSASRec
+
+STAGES = ("pretrain", "inductive_ft", "transductive_ft")
+
+
+class MoEAdaptor(nn.Module):
+    """G parametric-whitening experts and a noisy softmax gate over all of them: (…, plm_size) → (…, d)."""
+
+    def __init__(self, n_exps: int, plm_size: int, d: int, dropout: float, noise: bool = True):
+        super().__init__()
+        self.n_exps, self.d, self.noise = n_exps, d, noise
+        self.dropout = nn.Dropout(dropout)
+        self.bias = nn.Parameter(torch.zeros(n_exps, plm_size))  # bᵏ
+        self.weight = nn.Parameter(torch.randn(n_exps, plm_size, d) * 0.02)  # Wᵏ
+        self.gate = nn.Parameter(torch.zeros(plm_size, n_exps))  # W_g
+        self.gate_noise = nn.Parameter(torch.zeros(plm_size, n_exps))  # W_n
+
+    def gates(self, x: torch.Tensor) -> torch.Tensor:
+        """(…, plm_size) → (…, G), rows summing to 1; noisy in training only."""
+        logits = x @ self.gate
+        if self.training and self.noise:
+            logits = logits + torch.randn_like(logits) * (F.softplus(x @ self.gate_noise) + 0.01)
+        return logits.softmax(dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dropped = self.dropout(x)[..., None, :] - self.bias  # (…, G, plm_size)
+        experts = torch.einsum("...gp,gpd->...gd", dropped, self.weight)  # (…, G, d)
+        return (self.gates(x)[..., None] * experts).sum(dim=-2)  # (…, d)
+
+
+class UniSRec(SeqSASRec):
+    family = "UniSRec"
+    reads_text = True  # Ray drivers fill the text embedding cache before their trials start
+    setting_choices = {"loss_type": LOSSES, "negatives_per": NEGATIVE_SHARING, "train_stage": STAGES}
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)  # ID embedding, positions, SASRec encoder
+        from recbole_text.text import item_embeddings
+
+        self.stage = config["train_stage"] or "inductive_ft"
+        self.temperature = float(config["temperature"])
+        self.lambda_ss = float(config["lambda_ss"])
+        self.item_drop = float(config["item_drop_prob"])
+        plm = item_embeddings(config, dataset).float()  # (n_items, plm_size), row 0 = padding
+        if plm.shape[0] != self.n_items:
+            raise ConfigError(f"text embeddings have {plm.shape[0]} rows for {self.n_items} items")
+        self.register_buffer("plm_embedding", plm, persistent=False)  # rebuilt from the text cache, never trained
+        self.adaptor = MoEAdaptor(config["n_exps"], plm.shape[1], config["hidden_size"], config["adaptor_dropout_prob"])
+        self.use_ids = self.stage == "transductive_ft"
+        if self.stage == "pretrain" and config["train_strategy"] != "prefix":
+            raise ConfigError("UniSRec pretraining contrasts each row with its next item: train_strategy=prefix")
+        if config["freeze_encoder"]:
+            for module in (self.encoder, self.position_embedding):
+                module.requires_grad_(False)
+        self._table = None
+
+    # --- item representations ---------------------------------------------------------------------------
+    def item_table(self) -> torch.Tensor:
+        """(n_items, d): ``v_i`` (+ ``e_i`` when transductive); computed once per step (see ``_one_table``)."""
+        if self._table is not None:
+            return self._table
+        table = self.adaptor(self.plm_embedding)
+        return table + self.item_embedding.weight if self.use_ids else table
+
+    @contextmanager
+    def _one_table(self):
+        """Compute the adapted table once for a whole loss or ranking call (it feeds both inputs and scores)."""
+        self._table = self.item_table()
+        try:
+            yield self._table
+        finally:
+            self._table = None
+
+    def output_embeddings(self) -> torch.Tensor:
+        return self.item_table()
+
+    def scoring_table(self) -> torch.Tensor:
+        return F.normalize(self.item_table(), dim=-1)
+
+    def scoring_states(self, states: torch.Tensor) -> torch.Tensor:
+        return F.normalize(states, dim=-1) / self.temperature
+
+    # --- encoder ------------------------------------------------------------------------------------------
+    def encode(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor, table=None) -> torch.Tensor:
+        table = self.item_table() if table is None else table
+        positions = torch.arange(item_seq.shape[1], device=item_seq.device)  # (L,)
+        hidden = F.embedding(item_seq, table) + self.position_embedding(positions)[None]  # (B, L, d)
+        hidden = self.dropout(self.layer_norm(hidden))
+        mask = self.get_attention_mask(item_seq)  # (B, 1, L, L)
+        return self.encoder(hidden, mask, output_all_encoded_layers=False)[-1]  # (B, L, d)
+
+    def calculate_loss(self, interaction):
+        with self._one_table():
+            if self.stage == "pretrain":
+                return self.pretrain_loss(interaction)
+            return super().calculate_loss(interaction)
+
+    def predict(self, interaction):
+        with self._one_table():
+            return super().predict(interaction)
+
+    def full_sort_predict(self, interaction):
+        with self._one_table():
+            return super().full_sort_predict(interaction)
+
+    # --- pretraining --------------------------------------------------------------------------------------
+    def _info_nce(self, anchors: torch.Tensor, others: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
+        """InfoNCE of row b against column b, the other columns negatives except where ``same`` (B, B) is set."""
+        logits = F.normalize(anchors, dim=-1) @ F.normalize(others, dim=-1).T / self.temperature  # (B, B)
+        eye = torch.eye(len(logits), dtype=torch.bool, device=logits.device)
+        logits = logits.masked_fill(same & ~eye, float("-inf"))
+        return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
+
+    def augmented_states(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        """The sequence state of a second view: items dropped (prob 0.9, each with ``item_drop_prob``, at least
+        one kept, re-packed to the left) or the text vectors word-dropped."""
+        if torch.rand(()) < 0.9:
+            real = item_seq > 0
+            keep = real & (torch.rand(item_seq.shape, device=item_seq.device) >= self.item_drop)
+            keep[torch.arange(len(item_seq)), item_seq_len - 1] |= ~keep.any(dim=1)  # never an empty view
+            order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)
+            item_seq = torch.gather(item_seq * keep, 1, order)
+            item_seq_len = keep.sum(dim=1)
+            table = self._table
+        else:
+            table = self.adaptor(F.dropout(self.plm_embedding, self.dropout.p, training=True))
+            table = table + self.item_embedding.weight if self.use_ids else table
+        states = self.encode(item_seq[:, :int(item_seq_len.max())], item_seq_len, table)
+        return self.gather_indexes(states, item_seq_len - 1)
+
+    def pretrain_loss(self, interaction) -> torch.Tensor:
+        item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
+        targets = interaction[self.POS_ITEM_ID]  # (B,)
+        states = self.forward(item_seq, item_seq_len)  # (B, d)
+        same_target = targets[:, None] == targets[None, :]  # (B, B)
+        seq_item = self._info_nce(states, self._table[targets], same_target)
+        seq_seq = self._info_nce(states, self.augmented_states(item_seq, item_seq_len), same_target)
+        return seq_item + self.lambda_ss * seq_seq
