@@ -19,7 +19,10 @@ records the load next to every figure. Measures, on the dataset's item texts (``
 * with ``--synthetic_items N``: peak RSS of encoding N synthetic texts with a tiny random BERT, chunked (the
   default ``chunk_size``) vs all texts tokenised at once.
 
-Writes ``benchmarks/results/text-encoder.json`` and ``.md`` (machine, command, date, load averages).
+Each run is appended to ``benchmarks/results/text-encoder.json`` (``{"runs": [...]}``; ``--fresh`` starts a new
+list) and ``.md`` shows the latest run in full plus one summary line per run (machine, command, date, load
+averages): on these shared 2 cores the same code measured up to 30 % apart between runs at the same load
+average, so one run is not the figure.
 """
 from __future__ import annotations
 
@@ -273,7 +276,34 @@ def main(args) -> dict:
     return record
 
 
-def render(record: dict) -> str:
+def throughput(record: dict, label: str):
+    """items/s of the row named ``label`` (``None`` if the run has no such row)."""
+    return next((row["items_per_s"] for row in record["throughput"] if row["label"] == label), None)
+
+
+def summary_lines(runs: list[dict]) -> list[str]:
+    lines = ["| date (UTC) | load at start → end | sorted fp32 | sorted bf16 | bf16 autocast | best bf16 batch | "
+             "bf16, one batch at a time on all threads | bf16, 1 thread | cache miss end to end | cache hit (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for run in runs:
+        batches = [(row["items_per_s"], row["batch_size"]) for row in run["throughput"]
+                   if row["label"].startswith("sorted bf16") and row["dtype"] == "bf16" and "threads" not in row]
+        best = max(batches) if batches else None
+        one_batch = next((row["items_per_s"] for row in run["throughput"] if row.get("workers") == 1), None)
+        cells = [throughput(run, "sorted fp32"), throughput(run, "sorted bf16"),
+                 throughput(run, "sorted bf16 autocast (fp32 weights)")]
+        lines.append(" | ".join(
+            [f"| {run['date'][:16]}", f"{run['load_at_start']} → {run['load_at_end']}"]
+            + [f"{c:.0f}" if c is not None else "—" for c in cells]
+            + [f"{best[0]:.0f} (batch {best[1]})" if best else "—", f"{one_batch:.0f}" if one_batch else "—",
+               f"{throughput(run, 'sorted bf16, 1 thread') or 0:.0f}",
+               f"{run['default_cold']['items_per_s']:.0f} ({run['default_cold']['dtype']})",
+               f"{run['default_hit']['seconds']}"]) + " |")
+    return lines
+
+
+def render(runs: list[dict]) -> str:
+    record = runs[-1]
     tokens = record["tokens"]
     cold, hit = record["default_cold"], record["default_hit"]
     lines = [
@@ -299,7 +329,7 @@ def render(record: dict) -> str:
     lines += [
         "", f"Cosine between the bf16 and fp32 vectors of the same item (length-sorted batches): min {cos['min']}, "
         f"mean {cos['mean']} (naive batching: min {naive_cos['min']}; bf16 autocast instead of the package's bf16 "
-        f"copy of the encoder: min {record['autocast_vs_fp32_cosine']['min']}).", "",
+        f"copy of the encoder: min {(record.get('autocast_vs_fp32_cosine') or {}).get('min', '—')}).", "",
         "The package's default path, each in a fresh process (`plm_dtype: auto`, default settings):", "",
         "| phase | what | seconds | peak RSS (MB) | process wall (s) |", "|---|---|---|---|---|",
         f"| cache miss | `ensure_item_embeddings`: load encoder, dtype probe → {cold['dtype']} (min cosine "
@@ -320,6 +350,12 @@ def render(record: dict) -> str:
                          f"{row['rss_before_encoding_mb']} | {row['seconds']} |")
     if record.get("note"):
         lines += ["", f"Note: {record['note']}"]
+    lines += ["", f"## Every run ({len(runs)}), items/s", "",
+              "Same code and settings; the load average does not show other virtual machines on the same host, "
+              "and runs at the same load differed by up to 30 %.", ""] + summary_lines(runs)
+    for run in runs:
+        if run.get("note"):
+            lines.append(f"- {run['date'][:16]}: {run['note']}")
     return "\n".join(lines) + "\n"
 
 
@@ -334,6 +370,7 @@ def parse(argv=None):
     parser.add_argument("--synthetic_items", type=int, default=0)
     parser.add_argument("--chunk_size", type=int, default=8192)
     parser.add_argument("--note", default="", help="a remark added to the results")
+    parser.add_argument("--fresh", action="store_true", help="start a new list of runs instead of appending")
     parser.add_argument("--out", default=str(RESULTS / "text-encoder"), help="results path without suffix")
     parser.add_argument("--child", choices=("cold", "hit", "chunked", "unchunked"), help=argparse.SUPPRESS)
     parser.add_argument("--cache_dir", help=argparse.SUPPRESS)
@@ -350,6 +387,12 @@ if __name__ == "__main__":
             result["note"] = arguments.note
         out = Path(arguments.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-        out.with_suffix(".md").write_text(render(result))
-        print(render(result))
+        history = out.with_suffix(".json")
+        runs = []
+        if history.is_file() and not arguments.fresh:
+            old = json.loads(history.read_text())
+            runs = old["runs"] if "runs" in old else [old]  # a file from before the history kept one run
+        runs.append(result)
+        history.write_text(json.dumps({"runs": runs}, indent=1) + "\n")
+        out.with_suffix(".md").write_text(render(runs))
+        print(render(runs))

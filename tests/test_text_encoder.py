@@ -133,7 +133,9 @@ def test_enumerated_settings_are_checked(tiny_root):
 
 def test_table_shape_padding_and_default_cache_folder(tiny_root, dataset, bert):
     config = make_config(tiny_root, plm_name=str(bert), plm_dtype="fp32")
+    threads = torch.get_num_threads()
     table = item_embeddings(config, dataset)
+    assert torch.get_num_threads() == threads  # one batch per thread while encoding, then restored
     assert isinstance(table, torch.Tensor) and table.dtype == torch.float32
     assert table.shape == (dataset.item_num, 32) == (61, 32)
     assert torch.all(table[0] == 0) and torch.all(table[dataset.token2id(dataset.iid_field, "i1")] == 0)

@@ -174,6 +174,11 @@ def ensure_item_embeddings(config, dataset, *, chunk_size: int = CHUNK_SIZE) -> 
     folder = resolve_encoder(setting(config, "plm_name"))
     fingerprint = encoder_fingerprint(folder)
     where = cache_dir(config)
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"cannot create the text embedding cache folder {where} ({e.strerror}); set text_cache_dir "
+                      "to a writable folder") from None
     encoder: list[TextEncoder] = []  # loaded at most once, and only when something must be encoded
 
     def get_encoder() -> TextEncoder:
