@@ -104,6 +104,8 @@ def prepare_driver(model, dataset: str, config_file_list=None, config_dict=None)
         ensure_item_embeddings(config, create_dataset(config))
     overrides.update(data_path=os.path.dirname(config["data_path"]),  # RecBole's data_path ends in /<dataset>
                      checkpoint_dir=config["checkpoint_dir"])
+    if config["text_cache_dir"]:  # trials run in their own folders: a relative cache folder would differ in each
+        overrides["text_cache_dir"] = os.path.abspath(config["text_cache_dir"])
     return config, files, overrides
 
 

@@ -142,3 +142,10 @@ def test_a_ray_driver_encodes_the_item_texts_once_before_its_trials(text_data, i
     assert calls == ["c"]
     prepare_driver("gSASRec", "c", config_dict={**FAST, "data_path": str(text_data[0]), "num_negatives": 8})
     assert calls == ["c"]  # ID models read no text
+
+
+def test_a_relative_text_cache_folder_is_made_absolute_for_the_workers(text_data, in_tmp_cwd):
+    from recbole_text.job import prepare_driver
+
+    _, _, overrides = prepare_driver("UniSRec", "c", config_dict=unisrec_settings(text_data, text_cache_dir="cache"))
+    assert overrides["text_cache_dir"] == str(in_tmp_cwd / "cache")
