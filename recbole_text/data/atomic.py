@@ -144,20 +144,28 @@ def read_item_text(path, item_field: str = "item_id") -> tuple[list[str], dict[s
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode: str = "w", encoding: str | None = "utf-8"):
-    """Write to a temporary file beside ``path`` and rename it into place only if the block succeeds."""
+def atomic_path(path, suffix: str = ".tmp"):
+    """Yield a temporary path beside ``path``; it is renamed into place only if the block succeeds, and
+    removed otherwise (for writers that need a path, e.g. ``np.lib.format.open_memmap``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
     try:
-        kwargs = {"encoding": encoding, "newline": "\n"} if "b" not in mode else {}
-        with os.fdopen(fd, mode, **kwargs) as f:
-            yield f
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode: str = "w", encoding: str | None = "utf-8"):
+    """Write to a temporary file beside ``path`` and rename it into place only if the block succeeds."""
+    kwargs = {"encoding": encoding, "newline": "\n"} if "b" not in mode else {}
+    with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as f:
+        yield f
 
 
 def write_atomic_file(path, header: Sequence[tuple[str, str]], rows: Iterable[Sequence]) -> int:

@@ -28,7 +28,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -36,7 +35,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from recbole_text.data.atomic import atomic_write
+from recbole_text.data.atomic import atomic_path, atomic_write
 from recbole_text.text.encoder import (DTYPES, POOLINGS, TextEncoder, bf16_native, encoder_fingerprint,
                                        resolve_encoder)
 from recbole_text.text.texts import item_encoder_texts
@@ -93,20 +92,11 @@ def write_table(path, shape: tuple[int, int], fill: Callable[[np.ndarray], None]
     """Create ``path`` atomically: ``fill(table)`` writes into a zero-initialised memory map (``shape``,
     float32) on a temporary ``.npy`` beside ``path``, which is renamed to ``path`` once ``fill`` returns.
     If ``fill`` raises, the temporary file is removed and ``path`` is left as it was."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy.tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".npy.tmp") as tmp:
         table = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
         fill(table)
         table.flush()
         del table
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _write_json(path: Path, record: dict) -> None:
