@@ -64,8 +64,11 @@ class MoEAdaptor(nn.Module):
         return logits.softmax(dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dropped = self.dropout(x)[..., None, :] - self.bias  # (…, G, plm_size)
-        experts = torch.einsum("...gp,gpd->...gd", dropped, self.weight)  # (…, G, d)
+        # (x − bᵏ)Wᵏ = xWᵏ − bᵏWᵏ: one (…, plm_size) × (plm_size, G·d) matmul instead of G small ones
+        plm_size = x.shape[-1]
+        stacked = self.weight.transpose(0, 1).reshape(plm_size, self.n_exps * self.d)  # (plm_size, G·d)
+        experts = (self.dropout(x) @ stacked).unflatten(-1, (self.n_exps, self.d))  # (…, G, d)
+        experts = experts - torch.einsum("gp,gpd->gd", self.bias, self.weight)  # bᵏWᵏ: (G, d)
         return (self.gates(x)[..., None] * experts).sum(dim=-2)  # (…, d)
 
 
