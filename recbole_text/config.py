@@ -45,6 +45,9 @@ def check_settings(final: dict, model_class) -> None:
         value = final.get(name)
         if value is not None and value not in allowed:
             raise ConfigError(f"{name}={value!r} is not one of {', '.join(map(str, allowed))}")
+    held_out = final.get("cold_start_items") or 0.0
+    if not isinstance(held_out, (int, float)) or not 0.0 <= held_out < 1.0:
+        raise ConfigError(f"cold_start_items={held_out!r} must be a share of the catalogue in [0, 1)")
     strategy = final.get("train_strategy") or "prefix"
     supported = getattr(model_class, "train_strategies", PREFIX_ONLY)
     if strategy not in supported:

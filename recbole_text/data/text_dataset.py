@@ -109,7 +109,7 @@ class TextSequentialDataset(SequentialDataset):
         ``flat_sequences = (users (U,), flat (T,), offsets (U + 1,))``."""
         datasets = super().build()
         if not self._flat_training():
-            return datasets
+            return self._hold_out_items(datasets)
         interactions = self.__dict__.pop("_interactions")
         for part in datasets:
             part.__dict__.pop("_interactions", None)
@@ -123,6 +123,33 @@ class TextSequentialDataset(SequentialDataset):
             part.inter_feat = self._with_history_lists(part.inter_feat, interactions)
         for feat in (self.inter_feat, train.inter_feat):
             del feat[TARGET_ROW]
+        return self._hold_out_items(datasets)
+
+    def _hold_out_items(self, datasets):
+        """``cold_start_items`` > 0: remove a seeded share of the items from the training split (see
+        :mod:`recbole_text.data.cold_start`); ``self.cold_start_held_out`` is the (n_items,) mask."""
+        fraction = float(self.config["cold_start_items"] or 0.0)
+        self.cold_start_held_out = None
+        if fraction <= 0.0:
+            return datasets
+        from recbole_text.data.cold_start import held_out_items, without_items_flat, without_items_rows
+
+        held = held_out_items(self.item_num, fraction, self.config["cold_start_seed"])
+        train = datasets[0]
+        if getattr(train, "flat_sequences", None) is not None:
+            before = len(train.flat_sequences[1])
+            train.flat_sequences = without_items_flat(train.flat_sequences, held)
+            removed = f"{before - len(train.flat_sequences[1])} of {before} training interactions"
+        else:
+            before = len(train.inter_feat)
+            train.inter_feat = without_items_rows(train.inter_feat, held, self.iid_field, self.config["LIST_SUFFIX"],
+                                                  self.item_list_length_field)
+            removed = f"{before - len(train.inter_feat)} of {before} training rows"
+        self.cold_start_held_out = train.cold_start_held_out = held
+        held_targets = [int(held[part.inter_feat[self.iid_field]].sum()) for part in datasets[1:]]
+        self.logger.info(f"cold start: {int(held.sum())} items held out of training (seed "
+                         f"{self.config['cold_start_seed']}), {removed} removed; held-out targets in "
+                         f"validation / test: {held_targets[0]} / {held_targets[1]}")
         return datasets
 
     def _with_history_lists(self, rows: Interaction, interactions: Interaction) -> Interaction:
