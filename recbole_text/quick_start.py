@@ -43,8 +43,14 @@ def run(
         trainer.resume_checkpoint(resume)
 
     show = config["show_progress"]
-    best_valid_score, best_valid_result = trainer.fit(job.train_data, job.valid_data, saved=saved, show_progress=show)
-    test_result = trainer.evaluate(job.test_data, load_best_model=saved, show_progress=show)
+    if config["epochs"] == 0:  # evaluate the weights as built, e.g. a --pretrained model zero-shot
+        best_valid_result = trainer.evaluate(job.valid_data, load_best_model=False, show_progress=show)
+        best_valid_score = best_valid_result[config["valid_metric"].lower()]
+        test_result = trainer.evaluate(job.test_data, load_best_model=False, show_progress=show)
+    else:
+        best_valid_score, best_valid_result = trainer.fit(job.train_data, job.valid_data, saved=saved,
+                                                          show_progress=show)
+        test_result = trainer.evaluate(job.test_data, load_best_model=saved, show_progress=show)
     result = summarize(config, trainer, best_valid_score, best_valid_result, test_result, perf_counter() - started)
     if is_sequential_full_sort(config, job.test_data):
         from recbole_text.evaluation.target_groups import seen_in_training

@@ -162,6 +162,9 @@ class Recommender:
         self.max_length = int(getattr(model, "max_seq_length", None) or config["MAX_ITEM_LIST_LENGTH"])
         self.seq_field = getattr(model, "ITEM_SEQ", self.item_field + config["LIST_SUFFIX"])
         self.len_field = getattr(model, "ITEM_SEQ_LEN", config["ITEM_LIST_LENGTH_FIELD"])
+        self._dataset = dataset
+        self.catalogue_size = len(self.items)  # what the model scores (with padding); added items come after
+        self.added_vectors = None  # (n_added, plm_size) frozen text vectors of the items added by add_items
 
     @property
     def n_items(self) -> int:
@@ -212,6 +215,50 @@ class Recommender:
         model.load_other_parameter(checkpoint.get("other_parameter") or None)
         return cls(model, job.config, job.dataset, checkpoint=path)
 
+    # --- items added at inference time ------------------------------------------------------------------
+    def add_items(self, item_text_file) -> list[str]:
+        """Add the items of ``item_text_file`` (an ``.itemtext`` atomic file, as in ``dataset/README.md``) to the
+        ranking without retraining: a text model (UniSRec) embeds their text with the encoder and settings it was
+        trained with (cached like the catalogue's) and scores them like the rest. Returns their tokens.
+
+        They can be recommended, not used in a history (the model has no input vector for them). A token already
+        in the catalogue, an item without text in the model's ``text_fields`` or a model that does not read text
+        is one :class:`RecommendError` naming the file. Items already added with the same text are skipped."""
+        import torch
+
+        from recbole_text.data.atomic import read_item_text
+        from recbole_text.text.cache import ensure_text_embeddings, load_table
+        from recbole_text.text.texts import encoder_text, text_fields
+
+        path = Path(item_text_file)
+        if not hasattr(self.model, "text_item_scores"):
+            raise RecommendError(f"{path}: {self.model_name} ranks only the items it was trained on; items added "
+                                 "from their text need a text model (e.g. UniSRec)")
+        if not path.is_file():
+            raise RecommendError(f"{path}: no such item text file")
+        _, by_token = read_item_text(path, self.item_field)
+        added = dict(zip(self.items[self.catalogue_size:], self.item_attributes[self.catalogue_size:]))
+        by_token = {t: a for t, a in by_token.items() if added.get(t) != a}  # adding the same item again: no-op
+        known = [token for token in by_token if token in self._ids or token in added]
+        if known:
+            raise RecommendError(f"{path}: item token{'s' if len(known) > 1 else ''} {_quoted(known)} already in "
+                                 f"the catalogue of {self.dataset_name!r}")
+        fields = text_fields(self.config, self._dataset)
+        tokens = list(by_token)
+        texts = [encoder_text(by_token[token], fields) for token in tokens]
+        empty = [token for token, text in zip(tokens, texts) if not text]
+        if empty:
+            raise RecommendError(f"{path}: item{'s' if len(empty) > 1 else ''} {_quoted(empty)} have no text in "
+                                 f"{', '.join(fields)} (the fields the model was trained on)")
+        if not tokens:
+            return []
+        table = ensure_text_embeddings(self.config, [""] + texts, f"{self.dataset_name}-added", fields)
+        vectors = torch.from_numpy(load_table(table, len(texts) + 1)[1:].copy())
+        self.added_vectors = vectors if self.added_vectors is None else torch.cat([self.added_vectors, vectors])
+        self.items += tokens
+        self.item_attributes += [dict(by_token[token]) for token in tokens]
+        return tokens
+
     # --- input ----------------------------------------------------------------------------------------
     def item_ids(self, histories: Sequence[Sequence[str]]) -> list[list[int]]:
         """Token histories → internal id lists; every unknown token of every history in one error."""
@@ -227,6 +274,11 @@ class Recommender:
                 else:
                     ids.append(index)
             out.append(ids)
+        added = [token for token in unknown if token in self.items[self.catalogue_size:]]
+        if added:
+            raise RecommendError(f"item{'s' if len(added) > 1 else ''} {_quoted(added)} were added at inference "
+                                 "time: they can be recommended, not used in a history (the model has no input "
+                                 "vector for them)")
         if unknown:
             examples = ", ".join(repr(t) for t in self.items[1:4])
             raise UnknownItemError(
@@ -250,7 +302,8 @@ class Recommender:
     # --- scoring --------------------------------------------------------------------------------------
     def scores(self, id_lists: Sequence[Sequence[int]]):
         """The model's ``full_sort_predict`` for internal id histories: a (len(id_lists), n_items + 1) CPU tensor
-        (column 0 is padding). Each history keeps its ``max_length`` most recent items."""
+        (column 0 is padding; items added by :meth:`add_items` come last). Each history keeps its ``max_length``
+        most recent items."""
         import torch
         from recbole.data.interaction import Interaction
 
@@ -275,9 +328,13 @@ class Recommender:
         except NotImplementedError:
             raise RecommendError(f"{self.model_name} has no full_sort_predict: it cannot rank the catalogue") from None
         scores = scores.detach().reshape(rows, -1).float().cpu()
-        if scores.shape[1] != len(self.items):
+        if scores.shape[1] != self.catalogue_size:
             raise RecommendError(f"{self.model_name}'s full_sort_predict gave {scores.shape[1]} scores per history, "
-                                 f"expected one per item ({len(self.items)} with padding)")
+                                 f"expected one per item ({self.catalogue_size} with padding)")
+        if self.added_vectors is not None:
+            with torch.no_grad():
+                added = self.model.text_item_scores(batch, self.added_vectors)
+            scores = torch.cat([scores, added.detach().float().cpu()], dim=1)
         return scores
 
     def _top(self, scores, ids: Sequence[int], k: int, exclude_seen: bool) -> list[dict]:
@@ -333,7 +390,7 @@ def _check_k(k) -> int:
 
 
 def recommend(checkpoint, history: Sequence[str] | str, k: int = 10, exclude_seen: bool = True,
-              data_path=None, device=None) -> list[dict]:
+              data_path=None, device=None, extra_items=None) -> list[dict]:
     """Top-``k`` items after ``history`` from the model in ``checkpoint`` (a path, or a :class:`Recommender`).
 
     Returns ``[{"rank": 1, "item": token, "score": float, "attributes": {key: value}}, ...]``, best first: the
@@ -349,11 +406,16 @@ def recommend(checkpoint, history: Sequence[str] | str, k: int = 10, exclude_see
     Errors: :class:`~recbole_text.compat.CheckpointError` (not a recbole_text checkpoint, no ``settings``,
     weights that do not fit), :class:`UnknownItemError` (naming the tokens and the dataset), and
     :class:`RecommendError` (empty history, ``k`` < 1, a model that cannot score a bare history).
+
+    ``extra_items``: an ``.itemtext`` file of items that were not in the training data; a text model embeds
+    them with its cached encoder and ranks them with the rest (:meth:`Recommender.add_items`).
     """
     _check_k(k)
     Recommender._histories([history])  # an empty history fails before the (slow) rebuild
     recommender = checkpoint if isinstance(checkpoint, Recommender) else \
         Recommender.from_checkpoint(checkpoint, data_path=data_path, device=device)
+    if extra_items is not None:
+        recommender.add_items(extra_items)
     return recommender.recommend(history, k=k, exclude_seen=exclude_seen)
 
 
@@ -448,6 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(by default they are left out)")
     parser.add_argument("--data_path", default=None, metavar="DIR", help="the folder that now holds "
                         "<dataset>/ (default: the one recorded at training time)")
+    parser.add_argument("--extra_items", default=None, metavar="ITEMTEXT", help="an .itemtext file of new items "
+                        "to rank with the catalogue, from their text alone (text models such as UniSRec)")
     parser.add_argument("--device", default=None, help="e.g. cpu or cuda:0 (default: the configured device)")
     parser.add_argument("--json", action="store_true", help="print JSON: a list of {rank, item, score, "
                         "attributes}")
@@ -469,6 +533,8 @@ def main(argv=None) -> int:
         if not history:
             raise RecommendError("empty history: give at least one item token")
         recommender = Recommender.from_checkpoint(args.checkpoint, data_path=args.data_path, device=args.device)
+        if args.extra_items:
+            recommender.add_items(args.extra_items)
         result = recommender.recommend(history, k=k, exclude_seen=not args.include_seen)
     except (FileNotFoundError, AtomicFileError, CheckpointError, ConfigError, RecommendError,
             UnknownModelError) as e:

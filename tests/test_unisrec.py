@@ -1,6 +1,8 @@
 """UniSRec: the MoE whitening adaptor, cosine scores, training stages, parameter-efficient finetuning."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -128,6 +130,12 @@ def test_multi_domain_pretrain_then_finetune_on_another_catalogue(text_data, in_
     for name in ("adaptor.weight", "adaptor.gate", "encoder.layer.0.multi_head_attention.query.weight"):
         assert torch.equal(state[name], saved[name]), name
     assert state["item_embedding.weight"].shape[0] == job.dataset.item_num != saved["item_embedding.weight"].shape[0]
+    zero_shot = job.trainer.evaluate(job.test_data, load_best_model=False)
+    # epochs=0: the pretrained model ranks the new catalogue as it is (zero-shot), no training step
+    evaluated = run("UniSRec", "c", config_dict=unisrec_settings(text_data, train_stage="inductive_ft", epochs=0,
+                                                                  pretrained=pretrained["checkpoint"]))
+    assert evaluated["epochs_run"] == 0
+    assert evaluated["test_result"]["ndcg@10"] == pytest.approx(zero_shot["ndcg@10"], abs=1e-4)
     job.trainer.fit(job.train_data, job.valid_data, saved=True)
     assert job.trainer.evaluate(job.test_data)["ndcg@10"] >= 0
 
@@ -149,3 +157,43 @@ def test_a_relative_text_cache_folder_is_made_absolute_for_the_workers(text_data
 
     _, _, overrides = prepare_driver("UniSRec", "c", config_dict=unisrec_settings(text_data, text_cache_dir="cache"))
     assert overrides["text_cache_dir"] == str(in_tmp_cwd / "cache")
+
+
+def test_items_added_at_inference_time_are_ranked_from_their_text(text_data, in_tmp_cwd, tmp_path, capsys):
+    from recbole_text import run
+    from recbole_text.data.atomic import write_item_text
+    from recbole_text.recommend import RecommendError, Recommender, recommend
+
+    trained = run("UniSRec", "c", config_dict=unisrec_settings(text_data, epochs=1))
+    rec = Recommender.from_checkpoint(trained["checkpoint"])
+    before = rec.recommend(["i3", "i4", "i5"], k=rec.n_items, exclude_seen=False)
+    new_items = tmp_path / "new.itemtext"
+    # "twin" has exactly i7's text: from text alone it must score exactly as i7 does
+    write_item_text(new_items, ["title", "brand"], [("twin", {"title": "Item number 7", "brand": "Brand 1"}),
+                                                     ("fresh", {"title": "A brand new gadget", "brand": "Acme"})])
+    assert rec.add_items(new_items) == ["twin", "fresh"]
+    assert rec.add_items(new_items) == []  # the same items again: nothing new
+    after = rec.recommend(["i3", "i4", "i5"], k=rec.n_items, exclude_seen=False)
+    by_item = {r["item"]: r for r in after}
+    assert len(after) == len(before) + 2 and {"twin", "fresh"} <= set(by_item)
+    assert by_item["twin"]["score"] == pytest.approx(by_item["i7"]["score"], abs=1e-4)
+    assert by_item["fresh"]["attributes"] == {"title": "A brand new gadget", "brand": "Acme"}
+    old = {r["item"]: r["score"] for r in before}
+    assert all(by_item[item]["score"] == pytest.approx(score, abs=1e-5) for item, score in old.items())
+    # the function form, as the issue names it
+    top = recommend(trained["checkpoint"], ["i3", "i4"], k=rec.n_items + 2, extra_items=new_items)
+    assert {"twin", "fresh"} <= {r["item"] for r in top}
+    from recbole_text.recommend import main
+
+    assert main(["--checkpoint", trained["checkpoint"], "--history", "i3 i4", "--k", "60", "--json",
+                 "--extra_items", str(new_items)]) == 0
+    assert {"twin", "fresh"} <= {r["item"] for r in json.loads(capsys.readouterr().out)}
+    with pytest.raises(RecommendError, match="not used in a history"):
+        rec.recommend(["i3", "twin"])
+    clash = tmp_path / "clash.itemtext"
+    write_item_text(clash, ["title"], [("i9", {"title": "Something else"})])
+    with pytest.raises(RecommendError, match=r"clash.itemtext.*'i9' already in the catalogue"):
+        rec.add_items(clash)
+    gsasrec = run("gSASRec", "c", config_dict={**unisrec_settings(text_data, epochs=1), "num_negatives": 4})
+    with pytest.raises(RecommendError, match="need a text model"):
+        Recommender.from_checkpoint(gsasrec["checkpoint"]).add_items(new_items)

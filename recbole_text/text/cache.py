@@ -154,6 +154,14 @@ def ensure_item_embeddings(config, dataset, *, chunk_size: int = CHUNK_SIZE) -> 
     then only load the table (the default cache folder lies under the absolute ``data_path``).
     """
     fields, texts = item_encoder_texts(config, dataset)
+    return ensure_text_embeddings(config, texts, dataset.dataset_name, fields, chunk_size=chunk_size)
+
+
+def ensure_text_embeddings(config, texts: Sequence[str], name: str, fields: Sequence[str] = (), *,
+                           chunk_size: int = CHUNK_SIZE) -> Path:
+    """The cached table of ``texts`` (row ``i`` = ``texts[i]``, ``""`` → zeros) under ``config``'s text settings,
+    in ``cache_dir(config)`` as ``<name>-<key>.npy``; encodes only on a cache miss. Used for a dataset's items
+    and for items added at inference time (:mod:`recbole_text.recommend`)."""
     pooling = str(setting(config, "plm_pooling"))
     if pooling not in POOLINGS:
         raise ValueError(f"plm_pooling={pooling!r} is not one of {', '.join(POOLINGS)}")
@@ -179,7 +187,7 @@ def ensure_item_embeddings(config, dataset, *, chunk_size: int = CHUNK_SIZE) -> 
     probe_params = {"version": CACHE_VERSION, "encoder": fingerprint, "pooling": pooling, "max_length": max_length}
     dtype, cosine = resolve_dtype(str(setting(config, "plm_dtype")), device, texts, where, probe_params, get_encoder)
     key = table_key(texts, fingerprint, pooling, max_length, dtype)
-    path = where / f"{dataset.dataset_name}-{key[:32]}.npy"
+    path = where / f"{name}-{key[:32]}.npy"
     if path.is_file():
         try:
             load_table(path, len(texts))
@@ -198,8 +206,8 @@ def ensure_item_embeddings(config, dataset, *, chunk_size: int = CHUNK_SIZE) -> 
                                                        progress=bool(setting(config, "show_progress"))))
     seconds = time.perf_counter() - start
     _write_json(path.with_suffix(".json"), {
-        "version": CACHE_VERSION, "dataset": dataset.dataset_name, "items": len(texts), "dim": text_encoder.dim,
-        "encoded": n_texts, "without_text": len(texts) - 1 - n_texts, "fields": fields,
+        "version": CACHE_VERSION, "dataset": name, "items": len(texts), "dim": text_encoder.dim,
+        "encoded": n_texts, "without_text": len(texts) - 1 - n_texts, "fields": list(fields),
         "plm_name": setting(config, "plm_name"), "encoder": str(folder), "encoder_sha256": fingerprint,
         "pooling": pooling, "max_length": max_length, "dtype": dtype, "bf16_min_cosine": cosine,
         "batch_size": batch_size, "chunk_size": chunk_size, "device": str(device), "seconds": round(seconds, 3),

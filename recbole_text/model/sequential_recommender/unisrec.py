@@ -147,6 +147,14 @@ class UniSRec(SeqSASRec):
         with self._one_table():
             return super().full_sort_predict(interaction)
 
+    def text_item_scores(self, interaction, plm_vectors: torch.Tensor) -> torch.Tensor:
+        """(B, n_new) scores of items known only by their frozen text vectors ``plm_vectors`` (n_new, plm_size),
+        e.g. items added after training (:meth:`recbole_text.recommend.Recommender.add_items`): adapted by the
+        MoE adaptor (they have no ID embedding) and scored like the catalogue, cos/τ."""
+        with self._one_table():
+            state = self.scoring_states(self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]))
+        return state @ F.normalize(self.adaptor(plm_vectors.to(state.device)), dim=-1).T
+
     # --- pretraining --------------------------------------------------------------------------------------
     def _info_nce(self, anchors: torch.Tensor, others: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
         """InfoNCE of row b against column b, the other columns negatives except where ``same`` (B, B) is set."""
