@@ -197,3 +197,17 @@ def test_items_added_at_inference_time_are_ranked_from_their_text(text_data, in_
     gsasrec = run("gSASRec", "c", config_dict={**unisrec_settings(text_data, epochs=1), "num_negatives": 4})
     with pytest.raises(RecommendError, match="need a text model"):
         Recommender.from_checkpoint(gsasrec["checkpoint"]).add_items(new_items)
+
+
+def test_length_grouped_states_equal_one_padded_pass(text_data, in_tmp_cwd):
+    job = build_job("UniSRec", "c", config_dict=unisrec_settings(text_data), loaders=False, with_trainer=False,
+                    log=False)
+    model = job.model.eval()
+    torch.manual_seed(0)
+    lengths = torch.tensor([1, 7, 3, 10, 2, 5, 9, 4, 6])
+    seq = torch.randint(1, model.n_items, (9, 10)) * (torch.arange(10)[None, :] < lengths[:, None])
+    with torch.no_grad():
+        table = model.item_table()
+        grouped = model.last_states(seq, lengths, table)
+        padded = model.gather_indexes(model.encode(seq, lengths, table), lengths - 1)
+    assert torch.allclose(grouped, padded, atol=1e-5)
