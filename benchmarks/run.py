@@ -105,6 +105,28 @@ def baseline_comparison(records: dict, baseline: str) -> list[str]:
     return lines + [""]
 
 
+def number(value, decimals: int) -> str:
+    return MISSING if value is None else f"{value:.{decimals}f}"
+
+
+def target_group_table(records: dict) -> list[str]:
+    """Test metrics split by whether the target item occurred in training (``test_by_target``); cold-start runs
+    (``cold_start_items`` > 0) hold a share of the items out of training on purpose."""
+    grouped = {label: r for label, r in sorted(records.items()) if r.get("test_by_target")}
+    if not grouped:
+        return []
+    lines = ["## Seen / unseen test targets", "",
+             "Test rows split by whether their target item occurs in the training split (labels ending in `-cold`: "
+             "`--cold_start_items=0.1`, a seeded 10% of the items removed from training and kept in valid/test).", "",
+             "| label | seen rows | seen ndcg@10 | seen recall@10 | unseen rows | unseen ndcg@10 | unseen recall@10 |",
+             "|---|---|---|---|---|---|---|"]
+    for label, r in grouped.items():
+        seen, unseen = r["test_by_target"]["seen"], r["test_by_target"]["unseen"]
+        lines.append(f"| {label} | {seen['rows']} | {format_metric(seen, 'ndcg@10')} | {format_metric(seen, 'recall@10')} "
+                     f"| {unseen['rows']} | {format_metric(unseen, 'ndcg@10')} | {format_metric(unseen, 'recall@10')} |")
+    return lines + [""]
+
+
 def render_markdown(dataset: str, records: dict, baseline: str = "SASRec") -> str:
     lines = [f"# Benchmarks on {dataset}", ""]
     lines.append("Test metrics of the best-validation checkpoint (full ranking over all items, leave-one-out). "
@@ -119,11 +141,12 @@ def render_markdown(dataset: str, records: dict, baseline: str = "SASRec") -> st
     for label, r in sorted(records.items()):
         test = r["test_result"]
         row = [label, r["model"], *(format_metric(test, m) for m in TABLE_METRICS), str(r["epochs_run"]),
-               str(r["best_epoch"]), str(r.get("stopped_by")), f"{r['time_to_best_s']:.0f}",
-               f"{r['seconds_per_epoch']:.1f}", f"{r['valid_seconds_per_epoch']:.1f}", f"{r['process_wall_s']:.0f}",
-               f"{r['process_peak_rss_mb']:.0f}"]
+               str(r["best_epoch"]), str(r.get("stopped_by")), number(r["time_to_best_s"], 0),
+               number(r["seconds_per_epoch"], 1), number(r["valid_seconds_per_epoch"], 1),
+               number(r["process_wall_s"], 0), number(r["process_peak_rss_mb"], 0)]
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
+    lines += target_group_table(records)
     lines += baseline_comparison(records, baseline)
     for label, r in sorted(records.items()):
         lines += [f"## {label}", "", f"- command: `{r['command']}`", f"- machine: {r['machine']}",
