@@ -27,16 +27,31 @@ Common settings (defaults from recbole_text/properties/overall.yaml):
   --pretrained=PATH          initialise the model from a checkpoint's weights, by name (not --resume)
   --lr_scheduler=constant    constant | linear (--warmup_steps=N, then linear decay)
   --seed=2020 --gpu_id=0 --use_gpu=True --show_progress=True
+  --epochs=0                 no training: evaluate the model as built (e.g. --pretrained, zero-shot)
+  --cold_start_items=0.1     cold start: a seeded share of items removed from training (--cold_start_seed)
   Model settings: see properties/model/<MODEL>.yaml or RecBole's own model YAML.
+Text models (UniSRec) read <DATASET>.itemtext through a frozen encoder, cached on disk:
+  --plm_name=~               encoder: ~ = the packaged all-MiniLM-L6-v2, or a local folder / cached HF name
+  --plm_pooling=mean         mean | cls;  --plm_max_length=128  --plm_batch_size=64
+  --plm_dtype=auto           auto (bf16 where the CPU/GPU has it and agrees with fp32) | bf16 | fp32
+  --text_fields=~            attributes the encoder reads, in order (~ = all), e.g. title,brand
+  --text_cache_dir=~         ~ = <data_path>/<DATASET>/.text_cache
+  --train_stage=inductive_ft pretrain | inductive_ft (text only) | transductive_ft (text + ID)
+  --dataset=A,B,C            several datasets as one multi-domain dataset (item ids never collide)
 
 Datasets: ml-100k-text is built from RecBole's wheel on first use. Others come from a converter:
   python -m recbole_text.data.converters unisrec --src ../shared/data/Scientific --out dataset/data
   python -m recbole_text.data.converters amazon2018 --meta meta_X.json.gz --reviews X_5.json.gz --name X
+Recommendations (new items ranked from their text with --extra_items, text models only):
+  python -m recbole_text.recommend --checkpoint saved/X.pth --history "i1 i2" [--extra_items new.itemtext]
 Examples:
   python run_recbole_text.py          # no arguments: gSASRec on the embedded ml-100k-text, to early stopping
   python run_recbole_text.py --model=SASRec --dataset=Scientific --epochs=2
   python run_recbole_text.py --model=gSASRec --pretrained=saved/X.pth   # start from another run's weights
   python run_recbole_text.py --model=BERT4Rec --dataset=ml-100k-text --config_files="a.yaml b.yaml"
+  python run_recbole_text.py --model=UniSRec --dataset=Scientific --train_stage=transductive_ft
+  python run_recbole_text.py --model=UniSRec --dataset=Office,Instruments,Games --train_stage=pretrain \
+      --train_strategy=prefix      # then on Scientific: --train_stage=inductive_ft --pretrained=saved/X.pth
 Ray Tune sweep (search space: properties/tune/<MODEL>.yaml unless --search_space is given):
   python run_recbole_text.py --tune --model=gSASRec --dataset=Scientific --num_samples=8 --epochs=30
   python run_recbole_text.py --tune --model=gSASRec --dataset=Scientific --resume   # continue it
