@@ -7,6 +7,7 @@
 #      gSASRec, UniSRec inductive and stock SASRec, seen / unseen test targets in the table;
 #   3. pretraining on Office + Instruments + Games (prefix rows, in-batch InfoNCE, bf16 autocast), then on Scientific:
 #      zero-shot (epochs=0) and inductive finetuning from the pretrained weights;
+#   3b. inductive from scratch again with a 1800 s budget;
 #   4. an 8-trial ASHA sweep of properties/tune/UniSRec.yaml.
 # Steps can be run alone: bash benchmarks/unisrec_scientific.sh [scratch|cold|pretrain|sweep]...
 set -euo pipefail
@@ -23,20 +24,25 @@ cold() {
   C="--cold_start_items=0.1"
   $B --dataset Scientific --models gSASRec --label_suffix=-cold -- $C --num_negatives=1024 --stopping_step=30 --time_budget_s=300 --show_progress=False
   $B --dataset Scientific --models UniSRec --label_suffix=-inductive-cold -- $C --train_stage=inductive_ft $R
-  $B --dataset Scientific --models SASRec --label_suffix=-cold -- $C $R
+  $B --dataset Scientific --models SASRec --label_suffix=-cold -- $C --stopping_step=5 --time_budget_s=600 --show_progress=False
+}
+long() {  # the inductive run of scratch() was stopped by its 900 s budget with validation still rising
+  $B --dataset Scientific --models UniSRec --label_suffix=-inductive-long -- --train_stage=inductive_ft \
+     --stopping_step=5 --time_budget_s=1800 --show_progress=False
 }
 pretrain() {
   $B --dataset $PRE --models UniSRec --label_suffix=-pretrain --baseline=UniSRec-pretrain -- --train_stage=pretrain \
      --train_strategy=prefix --MAX_ITEM_LIST_LENGTH=20 --train_batch_size=1024 --enable_amp=True \
-     --stopping_step=3 --time_budget_s=1500 --show_progress=False
+     --stopping_step=3 --time_budget_s=1200 --show_progress=False
   CKPT=$(python -c "import json; print(json.load(open('benchmarks/runs/$PRE-UniSRec-pretrain.json'))['checkpoint'])")
   $B --dataset Scientific --models UniSRec --label_suffix=-zero-shot -- --train_stage=inductive_ft --pretrained=$CKPT --epochs=0
-  $B --dataset Scientific --models UniSRec --label_suffix=-inductive-pretrained -- --train_stage=inductive_ft --pretrained=$CKPT $R
+  $B --dataset Scientific --models UniSRec --label_suffix=-inductive-pretrained -- --train_stage=inductive_ft --pretrained=$CKPT \
+     --stopping_step=5 --time_budget_s=600 --show_progress=False
 }
 sweep() {
-  python benchmarks/tune_sweep.py --model UniSRec --dataset Scientific --num_samples 8 --epochs 6 --grace_period 2 \
-     --reduction_factor 2 -- --stopping_step=6
+  python benchmarks/tune_sweep.py --model UniSRec --dataset Scientific --num_samples 8 --epochs 4 --grace_period 1 \
+     --reduction_factor 2 -- --stopping_step=4
 }
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(scratch cold pretrain sweep)
+[ ${#steps[@]} -eq 0 ] && steps=(scratch cold long pretrain sweep)
 for step in "${steps[@]}"; do $step; done
