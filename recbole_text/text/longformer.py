@@ -1,0 +1,113 @@
+"""Longformer backbones for text sequence models (Recformer), loaded offline.
+
+:func:`load_longformer` takes ``plm_name`` (resolved like every text encoder here,
+:func:`recbole_text.text.encoder.resolve_encoder`: ``~`` = the packaged all-MiniLM-L6-v2, or a local folder, or a
+model already in the Hugging Face cache) and returns a ``LongformerModel``:
+
+* a **Longformer checkpoint** (``model_type: longformer``, e.g. a cached ``allenai/longformer-base-4096``) is
+  loaded as it is, with ``attention_window`` set and its token-type table widened to ``type_vocab_size`` rows
+  (``allenai/longformer-base-4096`` has one): every new row starts as a copy of row 0;
+* a **BERT encoder** (``model_type: bert``, such as the packaged MiniLM) is converted, :func:`bert_to_longformer`.
+
+BERT → Longformer, weight by weight:
+
+====================================  ===================================================================
+word embeddings, embedding LayerNorm  copied
+token positions                       Longformer counts positions RoBERTa-style from ``padding_idx + 1``:
+                                      row ``p + padding_idx + 1`` ← BERT's row ``p``, rows ≤ ``padding_idx``
+                                      are zero (``max_position_embeddings`` grows by ``padding_idx + 1``)
+token types                           ``type_vocab_size`` rows (Recformer: [CLS], key, value, pad), each a
+                                      copy of BERT's type-0 row, so the converted encoder starts out as BERT
+                                      whatever the types; training separates them
+local attention q / k / v             BERT's q / k / v
+global attention q / k / v            copies of BERT's q / k / v (they train apart from the local ones)
+attention output, FFN, LayerNorms     copied
+====================================  ===================================================================
+
+So with an ``attention_window`` that covers the whole input (every token within ``window / 2`` of every other)
+the converted model computes BERT's outputs, global attention or not (``tests/test_longformer.py``). Recformer's
+public code instead copied ``allenai/longformer-base-4096`` by name, leaving the 4-row token-type table random.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from recbole_text.text.encoder import resolve_encoder
+
+TYPE_VOCAB_SIZE = 4  # Recformer's token types: [CLS], key, value, padding
+
+
+def _model_type(folder: Path) -> str:
+    config = folder / "config.json"
+    if not config.is_file():
+        raise FileNotFoundError(f"{folder} has no config.json: not a Hugging Face model folder")
+    return json.loads(config.read_text()).get("model_type", "")
+
+
+def bert_to_longformer(bert, attention_window: int, type_vocab_size: int = TYPE_VOCAB_SIZE):
+    """A ``LongformerModel`` (no pooler) with the weights of the ``BertModel`` ``bert`` (table above)."""
+    from transformers import LongformerConfig, LongformerModel
+
+    source = bert.config
+    pad = source.pad_token_id if source.pad_token_id is not None else 0
+    config = LongformerConfig(
+        vocab_size=source.vocab_size, hidden_size=source.hidden_size, num_hidden_layers=source.num_hidden_layers,
+        num_attention_heads=source.num_attention_heads, intermediate_size=source.intermediate_size,
+        hidden_act=source.hidden_act, hidden_dropout_prob=source.hidden_dropout_prob,
+        attention_probs_dropout_prob=source.attention_probs_dropout_prob,
+        max_position_embeddings=source.max_position_embeddings + pad + 1, type_vocab_size=type_vocab_size,
+        initializer_range=source.initializer_range, layer_norm_eps=source.layer_norm_eps, pad_token_id=pad,
+        attention_window=attention_window,
+    )
+    model = LongformerModel(config, add_pooling_layer=False)
+    weights = {name: value for name, value in bert.state_dict().items() if not name.startswith("pooler.")}
+    positions = weights.pop("embeddings.position_embeddings.weight")  # (P, d)
+    types = weights.pop("embeddings.token_type_embeddings.weight")  # (2, d)
+    weights.pop("embeddings.position_ids", None)
+    weights.pop("embeddings.token_type_ids", None)
+    shifted = torch.zeros(config.max_position_embeddings, source.hidden_size, dtype=positions.dtype)
+    shifted[pad + 1:] = positions
+    weights["embeddings.position_embeddings.weight"] = shifted
+    weights["embeddings.token_type_embeddings.weight"] = types[:1].repeat(type_vocab_size, 1)
+    for layer in range(source.num_hidden_layers):
+        prefix = f"encoder.layer.{layer}.attention.self."
+        for projection in ("query", "key", "value"):
+            for part in ("weight", "bias"):
+                weights[f"{prefix}{projection}_global.{part}"] = weights[f"{prefix}{projection}.{part}"].clone()
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    missing = [name for name in missing if not name.endswith("position_ids")]
+    if missing or unexpected:
+        raise ValueError(f"BERT → Longformer: weights left unset {missing}, weights not used {unexpected}")
+    return model
+
+
+def load_longformer(plm_name, attention_window: int, type_vocab_size: int = TYPE_VOCAB_SIZE):
+    """``(LongformerModel, folder)``: the backbone of ``plm_name`` and the folder its tokenizer is read from."""
+    from transformers import BertModel, LongformerModel
+
+    if attention_window < 4 or attention_window % 2:  # Hugging Face's sliding chunks need a half-window ≥ 2
+        raise ValueError(f"attention_window={attention_window} must be an even number ≥ 4")
+    folder = resolve_encoder(plm_name)
+    kind = _model_type(folder)
+    if kind == "bert":
+        bert = BertModel.from_pretrained(str(folder), local_files_only=True, add_pooling_layer=False)
+        return bert_to_longformer(bert, attention_window, type_vocab_size), folder
+    if kind != "longformer":
+        raise ValueError(f"plm_name={str(plm_name)!r} ({folder}) is a {kind or 'unknown'} model; Recformer's "
+                         "backbone must be a Longformer or a BERT encoder (converted)")
+    model = LongformerModel.from_pretrained(str(folder), local_files_only=True, add_pooling_layer=False,
+                                            attention_window=attention_window)
+    old = model.embeddings.token_type_embeddings
+    if old.num_embeddings != type_vocab_size:
+        new = torch.nn.Embedding(type_vocab_size, old.embedding_dim)
+        with torch.no_grad():
+            new.weight.copy_(old.weight[:1].repeat(type_vocab_size, 1))
+        model.embeddings.token_type_embeddings = new
+        model.config.type_vocab_size = type_vocab_size
+    return model, folder
+
+
+__all__ = ["TYPE_VOCAB_SIZE", "bert_to_longformer", "load_longformer"]
