@@ -87,8 +87,8 @@ def absolute_files(files) -> list[str]:
 def prepare_driver(model, dataset: str, config_file_list=None, config_dict=None):
     """What a Ray driver (a sweep, a Ray Train run) does once before its workers start, whose working folders
     differ from ours: config files and paths made absolute, the dataset built, devices left to Ray
-    (``gpu_id`` cleared, so ``CUDA_VISIBLE_DEVICES`` is Ray's to set), and for a model that ``reads_text`` the
-    item text embeddings encoded into their cache, so every trial only loads them. Returns ``(config, files, overrides)``:
+    (``gpu_id`` cleared, so ``CUDA_VISIBLE_DEVICES`` is Ray's to set), and for a text model its ``prepare_text``
+    (item text embeddings encoded, or the catalogue tokenised, into their cache), so every trial only loads them. Returns ``(config, files, overrides)``:
     the workers build their jobs from ``files`` and ``overrides``."""
     files = absolute_files(config_file_list)
     overrides = dict(config_dict or {})
@@ -97,11 +97,11 @@ def prepare_driver(model, dataset: str, config_file_list=None, config_dict=None)
     ensure_dataset(config)
     from recbole_text.registry import get_model
 
-    if getattr(get_model(config["model"]), "reads_text", False):  # text models: encode item texts once, here
+    prepare_text = getattr(get_model(config["model"]), "prepare_text", None)
+    if prepare_text is not None:  # text models: encode (or tokenise) the item texts once, here
         from recbole_text.data import create_dataset
-        from recbole_text.text import ensure_item_embeddings
 
-        ensure_item_embeddings(config, create_dataset(config))
+        prepare_text(config, create_dataset(config))
     overrides.update(data_path=os.path.dirname(config["data_path"]),  # RecBole's data_path ends in /<dataset>
                      checkpoint_dir=config["checkpoint_dir"])
     if config["text_cache_dir"]:  # trials run in their own folders: a relative cache folder would differ in each

@@ -50,6 +50,10 @@ def run(
     else:
         best_valid_score, best_valid_result = trainer.fit(job.train_data, job.valid_data, saved=saved,
                                                           show_progress=show)
+        for stage, settings in getattr(job.model, "next_stages", lambda c: [])(config):  # e.g. Recformer's stage 2
+            trainer.begin_stage(stage, **settings)
+            best_valid_score, best_valid_result = trainer.fit(job.train_data, job.valid_data, saved=saved,
+                                                              show_progress=show)
         test_result = trainer.evaluate(job.test_data, load_best_model=saved, show_progress=show)
     result = summarize(config, trainer, best_valid_score, best_valid_result, test_result, perf_counter() - started)
     if is_sequential_full_sort(config, job.test_data):

@@ -212,6 +212,7 @@ class SafeCheckpointMixin:
         self.learning_rate = self.config["learning_rate"]
         self.epochs = self.config["epochs"]
         self.weight_decay = self.config["weight_decay"]
+        self.stopping_step = self.config["stopping_step"]
         hook = getattr(self.model, "on_stage_start", None)
         if hook is not None:
             hook(name)

@@ -17,9 +17,13 @@ SHIPPED_YAML = [
     "recbole_text/properties/model/gSASRec.yaml",
     "recbole_text/properties/model/SeqSASRec.yaml",
     "recbole_text/properties/model/SeqGRU4Rec.yaml",
+    "recbole_text/properties/model/UniSRec.yaml",
+    "recbole_text/properties/model/Recformer.yaml",
     "recbole_text/properties/dataset/ml-100k-text.yaml",
     "recbole_text/properties/dataset/Scientific.yaml",
+    "recbole_text/properties/dataset/Scientific-Recformer.yaml",
     "recbole_text/properties/tune/gSASRec.yaml",
+    "recbole_text/properties/tune/UniSRec.yaml",
 ]
 
 PROBE = """

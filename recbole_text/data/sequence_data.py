@@ -103,14 +103,15 @@ def interaction_histories(uid: np.ndarray, target: np.ndarray, length: np.ndarra
 def full_histories(dataset, item_field: str, list_suffix: str, length_field: str):
     """Each user's whole training sequence, rebuilt from RecBole's training rows → ``(users, flat, offsets)``.
 
-    Rows of a user are in time order (RecBole sorts by user and time before it augments), so the sequence is
-    the first row's history followed by every row's target: prefix rows ``[s1]→s2, [s1 s2]→s3, …`` give
+    Rows of a user are taken shortest history first (RecBole's own rows are in time order already; UniSRec's
+    pre-split files list them longest first), so the sequence is the first row's history followed by every row's target: prefix rows ``[s1]→s2, [s1 s2]→s3, …`` give
     ``s1..sn``; one pre-split row ``[s1..s_{n−1}]→s_n`` gives itself. User ``u``'s items are
     ``flat[offsets[u]:offsets[u + 1]]``.
     """
     feat = dataset.inter_feat
     uid = feat[dataset.uid_field].numpy()
-    order = np.argsort(uid, kind="stable")  # rows of a user keep their (time) order
+    # rows of a user shortest history first (pre-split files may list them in any order), ties in file order
+    order = np.lexsort((feat[length_field].numpy(), uid))
     sorted_uid = uid[order]
     starts = np.flatnonzero(np.r_[True, sorted_uid[1:] != sorted_uid[:-1]])  # first row of each user in `order`
     rows_per_user = np.diff(np.r_[starts, len(order)])

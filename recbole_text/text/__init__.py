@@ -12,6 +12,9 @@
 * :mod:`.cache` — :func:`ensure_item_embeddings` (encode once, e.g. in a Ray Tune driver before its trials) and
   :func:`item_embeddings` (what models call): ``.npy`` tables keyed by a hash of texts, encoder weights,
   pooling, length and dtype, written atomically.
+* :mod:`.item_tokens` — Recformer's inputs: :func:`.item_tokens.item_tokens` (every item's key-value attributes tokenised
+  once, cached as ``.npz``) → :class:`ItemTokens`; :func:`sequence_inputs` (histories → ``[CLS]`` + items most
+  recent first, vectorised) and :func:`item_inputs` (one item each).
 
 Settings (``recbole_text/properties/overall.yaml``): ``plm_name``, ``plm_pooling``, ``plm_max_length``,
 ``plm_batch_size``, ``plm_dtype``, ``text_cache_dir``, ``text_fields``.
@@ -19,10 +22,11 @@ Settings (``recbole_text/properties/overall.yaml``): ``plm_name``, ``plm_pooling
 from recbole_text.text.cache import cache_dir, ensure_item_embeddings, item_embeddings, load_table, table_key
 from recbole_text.text.encoder import (EncoderNotFoundError, TextEncoder, bf16_native, encoder_fingerprint,
                                        packaged_encoder_path, pool, resolve_encoder)
+from recbole_text.text.item_tokens import ItemTokens, item_inputs, sequence_inputs  # and the module's item_tokens()
 from recbole_text.text.texts import encoder_text, item_encoder_texts, text_fields
 
 __all__ = [
-    "EncoderNotFoundError", "TextEncoder", "bf16_native", "cache_dir", "encoder_fingerprint", "encoder_text",
-    "ensure_item_embeddings", "item_embeddings", "item_encoder_texts", "load_table", "packaged_encoder_path",
-    "pool", "resolve_encoder", "table_key", "text_fields",
+    "EncoderNotFoundError", "ItemTokens", "TextEncoder", "bf16_native", "cache_dir", "encoder_fingerprint",
+    "encoder_text", "ensure_item_embeddings", "item_embeddings", "item_encoder_texts", "item_inputs",
+    "load_table", "packaged_encoder_path", "pool", "resolve_encoder", "sequence_inputs", "table_key", "text_fields",
 ]

@@ -30,6 +30,7 @@ public code instead copied ``allenai/longformer-base-4096`` by name, leaving the
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -84,6 +85,23 @@ def bert_to_longformer(bert, attention_window: int, type_vocab_size: int = TYPE_
     return model
 
 
+@contextlib.contextmanager
+def quiet_transformers():
+    """Hugging Face's load reports and progress bars off while a backbone loads (its pooler is unused)."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def load_longformer(plm_name, attention_window: int, type_vocab_size: int = TYPE_VOCAB_SIZE):
     """``(LongformerModel, folder)``: the backbone of ``plm_name`` and the folder its tokenizer is read from."""
     from transformers import BertModel, LongformerModel
@@ -93,13 +111,15 @@ def load_longformer(plm_name, attention_window: int, type_vocab_size: int = TYPE
     folder = resolve_encoder(plm_name)
     kind = _model_type(folder)
     if kind == "bert":
-        bert = BertModel.from_pretrained(str(folder), local_files_only=True, add_pooling_layer=False)
+        with quiet_transformers():
+            bert = BertModel.from_pretrained(str(folder), local_files_only=True, add_pooling_layer=False)
         return bert_to_longformer(bert, attention_window, type_vocab_size), folder
     if kind != "longformer":
         raise ValueError(f"plm_name={str(plm_name)!r} ({folder}) is a {kind or 'unknown'} model; Recformer's "
                          "backbone must be a Longformer or a BERT encoder (converted)")
-    model = LongformerModel.from_pretrained(str(folder), local_files_only=True, add_pooling_layer=False,
-                                            attention_window=attention_window)
+    with quiet_transformers():
+        model = LongformerModel.from_pretrained(str(folder), local_files_only=True, add_pooling_layer=False,
+                                                attention_window=attention_window)
     old = model.embeddings.token_type_embeddings
     if old.num_embeddings != type_vocab_size:
         new = torch.nn.Embedding(type_vocab_size, old.embedding_dim)

@@ -1,4 +1,4 @@
-"""``python -m recbole_text.data.converters {unisrec,amazon2018,ml100k} ...`` — build a dataset folder.
+"""``python -m recbole_text.data.converters {unisrec,recformer,amazon2018,ml100k} ...`` — build a dataset folder.
 
 Errors in the inputs (malformed files, missing files, bad arguments) print one ``error: ...`` line on stderr
 and exit with status 2.
@@ -9,7 +9,9 @@ import argparse
 import sys
 
 from recbole_text.data.atomic import AtomicFileError
-from recbole_text.data.converters import DEFAULT_OUT, convert_amazon2018, convert_ml100k, convert_unisrec
+from recbole_text.data.converters import (
+    DEFAULT_OUT, convert_amazon2018, convert_ml100k, convert_recformer, convert_unisrec,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     unisrec = sub.add_parser("unisrec", parents=[common], help="UniSRec layout (X.train/valid/test.inter, X.text, ...)")
     unisrec.add_argument("--src", required=True, help="folder holding X.train.inter, X.text, X.item2index, ...")
     unisrec.add_argument("--name", default=None, help="dataset name (default: the file prefix X)")
+
+    recformer = sub.add_parser("recformer", parents=[common], help="Recformer json (smap, umap, train, val, ...)")
+    recformer.add_argument("--src", required=True, help="folder holding smap.json, umap.json, train.json, ...")
+    recformer.add_argument("--name", default=None, help="dataset name (default: the folder's name)")
 
     amazon = sub.add_parser("amazon2018", parents=[common], help="Amazon Review Data (2018) raw files")
     amazon.add_argument("--meta", required=True, help="meta_<Category>.json.gz")
@@ -43,6 +49,8 @@ def main(argv=None) -> int:
     try:
         if args.command == "unisrec":
             convert_unisrec(args.src, args.out, name=args.name)
+        elif args.command == "recformer":
+            convert_recformer(args.src, args.out, name=args.name)
         elif args.command == "amazon2018":
             convert_amazon2018(args.meta, args.reviews or args.ratings, args.out, args.name, min_core=args.min_core)
         else:

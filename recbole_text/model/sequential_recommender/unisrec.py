@@ -75,8 +75,14 @@ class MoEAdaptor(nn.Module):
 
 class UniSRec(SeqSASRec):
     family = "UniSRec"
-    reads_text = True  # Ray drivers fill the text embedding cache before their trials start
     setting_choices = {"loss_type": LOSSES, "negatives_per": NEGATIVE_SHARING, "train_stage": STAGES}
+
+    @staticmethod
+    def prepare_text(config, dataset) -> None:
+        """Fill the text embedding cache (a Ray driver calls this once; trials then only load the table)."""
+        from recbole_text.text import ensure_item_embeddings
+
+        ensure_item_embeddings(config, dataset)
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)  # ID embedding, positions, SASRec encoder

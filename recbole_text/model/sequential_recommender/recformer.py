@@ -1,0 +1,218 @@
+"""Recformer (Li et al., KDD'23, "Text Is All You Need"): items as key-value sentences, one Longformer for
+sequences and items, cosine scores — no item IDs anywhere.
+
+An item is its attributes flattened to ``key value key value …`` tokens; a sequence is ``[CLS]`` followed by its
+items most recent first (:mod:`recbole_text.text.item_tokens`). The embedding of token ``w`` is
+
+    E_w = LayerNorm(A_w + B_w + C_w + D_w)        word + token position + token type + item position
+
+with token types {[CLS], key, value, pad} and item position 0 for [CLS], k for the k-th most recent item. The
+Longformer (:mod:`recbole_text.text.longformer`: a Longformer checkpoint, or a BERT encoder such as the packaged
+MiniLM converted; sliding-window attention of ``attention_window``, global attention on [CLS]) gives
+
+    s = h_[CLS]( [CLS] items… )        the sequence,          I_i = h_[CLS]( [CLS] item i )   item i,
+    score(s, i) = cos(s, I_i) / τ      (τ = ``temperature``, 0.05), softmax over all items.
+
+``train_stage``:
+
+``pretrain``
+    ``L = L_IIC + λ·L_MLM`` (λ = ``mlm_weight``, 0.1). IIC: InfoNCE between each row's sequence and its next
+    item, both encoded with gradients, in-batch negatives (rows with the same target are not negatives). MLM:
+    whole words of the sequence's tokens masked with probability ``mlm_probability`` (0.15; of their tokens 80 %
+    → [MASK], 10 % → a random token, 10 % kept) and predicted by ``LayerNorm(GELU(W h + b))`` · word embeddingsᵀ.
+    Word embeddings stay frozen. One or several datasets (``--dataset=A,B``).
+``finetune``
+    Two stages (the paper's Algorithm 1). Stage 1: at the start of every epoch the whole item table ``I`` is
+    re-encoded (chunks of ``item_encode_batch_size``, no gradients, a progress bar) and the sequence side trains
+    against it; the table is a buffer of the model, so the best checkpoint on validation holds the best
+    (model, table) pair. Stage 2 (``finetune_stage2``): from that best checkpoint, with a fresh optimizer and
+    schedule (the public code kept one optimizer and one decayed schedule across both stages), the table frozen
+    for good. ``epochs=0`` evaluates a (pretrained) model as it is: zero-shot, the table encoded on first use.
+
+Training rows are RecBole's prefix rows or RSS draws, neither of which has an empty history (the public code's
+one random target per user per epoch could leave ``[CLS]`` alone).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recbole_text.config import ConfigError
+from recbole_text.model.abstract_recommender import SequenceLossRecommender
+
+STAGES = ("pretrain", "finetune")
+MASK_KEEP, MASK_RANDOM = 0.1, 0.1  # of the masked tokens: kept as they are / replaced by a random token
+
+
+class Recformer(SequenceLossRecommender):
+    output = "sequence"
+    family = "Recformer"
+    train_strategies = ("prefix", "rss")
+    setting_choices = {"loss_type": ("CE",), "train_stage": STAGES}
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        from recbole_text.text.item_tokens import item_tokens, load_tokenizer
+        from recbole_text.text.longformer import load_longformer
+
+        self.stage = config["train_stage"] or "finetune"
+        self.temperature = float(config["temperature"])
+        self.max_token_num, self.max_item_num = int(config["max_token_num"]), int(config["max_item_num"])
+        self.encode_batch_size = int(config["item_encode_batch_size"])
+        self.show_progress = bool(config["show_progress"])
+        self.backbone, folder = load_longformer(config["plm_name"], int(config["attention_window"]))
+        positions = self.backbone.config.max_position_embeddings - self.backbone.config.pad_token_id - 1
+        if not 2 <= self.max_token_num <= positions:
+            raise ConfigError(f"max_token_num={self.max_token_num} must be in 2..{positions} (the backbone's "
+                              "token positions)")
+        d = self.backbone.config.hidden_size
+        self.item_position_embedding = nn.Embedding(self.max_item_num + 1, d)  # D: 0 = [CLS] / padding
+        nn.init.zeros_(self.item_position_embedding.weight)  # start as the backbone; training shapes it
+        self.catalogue = item_tokens(config, dataset, folder)
+        # the item table I and whether it holds the current model's encodings; both saved in checkpoints
+        self.register_buffer("item_table", torch.zeros(self.n_items, d))
+        self.register_buffer("item_table_ready", torch.zeros((), dtype=torch.bool))
+        self.table_frozen = False
+        if self.stage == "pretrain":
+            if config["train_strategy"] != "prefix":
+                raise ConfigError("Recformer pretraining pairs each prefix with its next item: train_strategy=prefix")
+            self.backbone.embeddings.word_embeddings.requires_grad_(False)
+            self.mlm_probability, self.mlm_weight = float(config["mlm_probability"]), float(config["mlm_weight"])
+            self.mlm_transform = nn.Sequential(nn.Linear(d, d), nn.GELU(),
+                                               nn.LayerNorm(d, eps=self.backbone.config.layer_norm_eps))
+            self.mlm_bias = nn.Parameter(torch.zeros(self.backbone.config.vocab_size))
+            tokenizer = load_tokenizer(folder)
+            self.mask_id = tokenizer.mask_token_id
+            self.register_buffer("word_start", word_starts(tokenizer), persistent=False)  # (vocab,) bool
+
+    @staticmethod
+    def prepare_text(config, dataset) -> None:
+        """Fill the tokenised-catalogue cache (a Ray driver calls this once; trials then only load it)."""
+        from recbole_text.text.item_tokens import item_tokens
+        from recbole_text.text.longformer import resolve_encoder
+
+        item_tokens(config, dataset, resolve_encoder(config["plm_name"]))
+
+    # --- encoder ------------------------------------------------------------------------------------------
+    def encode_tokens(self, inputs: dict) -> torch.Tensor:
+        """Inputs of :func:`~recbole_text.text.item_tokens.sequence_inputs` → (B, W, d) hidden states."""
+        embeddings = self.backbone.embeddings.word_embeddings(inputs["input_ids"])  # A
+        embeddings = embeddings + self.item_position_embedding(inputs["item_position_ids"])  # + D
+        # the backbone adds B (token positions) and C (token types), then LayerNorm and dropout
+        return self.backbone(inputs_embeds=embeddings, attention_mask=inputs["attention_mask"],
+                             token_type_ids=inputs["token_type_ids"],
+                             global_attention_mask=inputs["global_attention_mask"]).last_hidden_state
+
+    def sequence_inputs(self, item_seq, item_seq_len) -> dict:
+        from recbole_text.text.item_tokens import sequence_inputs
+
+        return sequence_inputs(self.catalogue, item_seq, item_seq_len, self.max_token_num, self.max_item_num)
+
+    def encode_sequence(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return self.encode_tokens(self.sequence_inputs(item_seq, item_seq_len))[:, 0]
+        return torch.cat([self.encode_tokens(self.sequence_inputs(item_seq[i:i + self.encode_batch_size],
+                                                                  item_seq_len[i:i + self.encode_batch_size]))[:, 0]
+                          for i in range(0, len(item_seq), self.encode_batch_size)])
+
+    def encode_items(self, item_ids: torch.Tensor) -> torch.Tensor:
+        """(N,) item ids → (N, d): ``I_i = h_[CLS]([CLS] item i)``, with gradients when training."""
+        from recbole_text.text.item_tokens import item_inputs
+
+        return self.encode_tokens(item_inputs(self.catalogue, item_ids, self.max_token_num))[:, 0]
+
+    @torch.no_grad()
+    def refresh_item_table(self) -> None:
+        """Re-encode the whole item table in eval mode, ``item_encode_batch_size`` items at a time."""
+        from tqdm import tqdm
+
+        was_training = self.training
+        self.eval()
+        ids = torch.arange(1, self.n_items, device=self.item_table.device)
+        chunks = ids.split(self.encode_batch_size)
+        for chunk in tqdm(chunks, desc="Recformer item table", disable=not self.show_progress, leave=False):
+            self.item_table[chunk] = self.encode_items(chunk).float()
+        self.item_table[0] = 0
+        self.item_table_ready.fill_(True)
+        self.train(was_training)
+
+    # --- stages (trainer hooks) ---------------------------------------------------------------------------
+    def on_epoch_start(self, epoch: int) -> None:
+        if self.stage == "finetune" and not self.table_frozen:
+            self.refresh_item_table()
+
+    def on_stage_start(self, name: str) -> None:
+        if name == "stage2":
+            self.table_frozen = True  # the best stage-1 table, loaded with the best checkpoint, stays as it is
+
+    def next_stages(self, config) -> list[tuple[str, dict]]:
+        """Stages ``recbole_text.run`` trains after the first: stage 2 of finetuning."""
+        if self.stage != "finetune" or not config["finetune_stage2"] or not config["epochs"]:
+            return []
+        return [("stage2", {"learning_rate": config["stage2_learning_rate"] or config["learning_rate"],
+                            "epochs": config["stage2_epochs"] or config["epochs"],
+                            "stopping_step": config["stage2_stopping_step"] or config["stopping_step"]})]
+
+    # --- scores -------------------------------------------------------------------------------------------
+    def output_embeddings(self) -> torch.Tensor:
+        if not bool(self.item_table_ready):
+            self.refresh_item_table()  # e.g. zero-shot: a model evaluated before any epoch
+        return self.item_table
+
+    def scoring_table(self) -> torch.Tensor:
+        return F.normalize(self.output_embeddings(), dim=-1)
+
+    def scoring_states(self, states: torch.Tensor) -> torch.Tensor:
+        return F.normalize(states, dim=-1) / self.temperature
+
+    def text_item_scores(self, interaction, item_inputs: dict) -> torch.Tensor:
+        """(B, n_new) scores of items given by their own token inputs (items added after training)."""
+        state = self.scoring_states(self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]))
+        return state @ F.normalize(self.encode_tokens(item_inputs)[:, 0], dim=-1).T
+
+    # --- pretraining --------------------------------------------------------------------------------------
+    def calculate_loss(self, interaction):
+        if self.stage != "pretrain":
+            return super().calculate_loss(interaction)
+        item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
+        targets = interaction[self.POS_ITEM_ID]  # (B,)
+        inputs = self.sequence_inputs(item_seq, item_seq_len)
+        masked, labels = self.mask_words(inputs)
+        hidden = self.encode_tokens(masked)  # (B, W, d)
+        sequences, items = F.normalize(hidden[:, 0], dim=-1), F.normalize(self.encode_items(targets), dim=-1)
+        logits = sequences @ items.T / self.temperature  # (B, B)
+        same = (targets[:, None] == targets[None, :]) & ~torch.eye(len(targets), dtype=torch.bool,
+                                                                    device=targets.device)
+        iic = F.cross_entropy(logits.masked_fill(same, float("-inf")), torch.arange(len(targets), device=targets.device))
+        chosen = labels >= 0
+        if not chosen.any():
+            return iic
+        word_logits = self.mlm_transform(hidden[chosen]) @ self.backbone.embeddings.word_embeddings.weight.T
+        return iic + self.mlm_weight * F.cross_entropy(word_logits + self.mlm_bias, labels[chosen])
+
+    def mask_words(self, inputs: dict) -> tuple[dict, torch.Tensor]:
+        """Whole-word masking of the item tokens: ``(inputs with masked ids, labels (B, W))``, labels = the
+        original id where masked, −1 elsewhere. A word is a token that starts one plus its continuations."""
+        ids, types = inputs["input_ids"], inputs["token_type_ids"]
+        maskable = (types == 1) | (types == 2)  # key and value tokens
+        starts = maskable & self.word_start[ids]
+        word = torch.cumsum(starts.reshape(-1), 0).view_as(ids)  # (B, W) word number, continuing tokens share it
+        chosen_word = torch.rand(int(word.max()) + 1, device=ids.device) < self.mlm_probability
+        chosen = maskable & chosen_word[word]
+        roll = torch.rand(ids.shape, device=ids.device)
+        random_ids = torch.randint_like(ids, self.backbone.config.vocab_size)
+        new_ids = torch.where(chosen & (roll >= MASK_KEEP + MASK_RANDOM), self.mask_id, ids)
+        new_ids = torch.where(chosen & (roll < MASK_RANDOM), random_ids, new_ids)
+        return {**inputs, "input_ids": new_ids}, torch.where(chosen, ids, -1)
+
+
+def word_starts(tokenizer) -> torch.Tensor:
+    """(vocab,) bool: which token ids begin a word — WordPiece marks continuations with ``##``, byte-level BPE
+    (RoBERTa, Longformer) marks word starts with ``Ġ``."""
+    vocab = tokenizer.get_vocab()
+    byte_level = any(token.startswith("Ġ") for token in list(vocab)[:5000])
+    starts = torch.ones(max(vocab.values()) + 1, dtype=torch.bool)
+    for token, index in vocab.items():
+        starts[index] = token.startswith("Ġ") if byte_level else not token.startswith("##")
+    return starts

@@ -1,0 +1,129 @@
+"""Recformer: the model on a tiny random BERT backbone (converted to a Longformer), stages and round trips."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import FAST, write_tiny_dataset
+from test_text_encoder import save_tiny_bert
+
+from recbole_text.job import build_job
+
+
+@pytest.fixture(scope="module")
+def text_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("recformer")
+    for name, items in (("a", 40), ("b", 30), ("c", 50)):
+        write_tiny_dataset(root, name, users=40, items=items, length=10)
+    return root, save_tiny_bert(root / "bert", seed=0)
+
+
+def settings(text_data, **more):
+    root, bert = text_data
+    return {**FAST, "data_path": str(root), "plm_name": str(bert), "max_token_num": 64, "attention_window": 16,
+            "train_batch_size": 32, "eval_batch_size": 64, "learning_rate": 1e-3, "warmup_steps": 2, **more}
+
+
+def test_scores_are_cosines_over_temperature_against_the_item_table(text_data, in_tmp_cwd):
+    job = build_job("Recformer", "c", config_dict=settings(text_data), log=False)
+    model = job.model.eval()
+    batch = next(iter(job.test_data))[0]
+    assert not bool(model.item_table_ready)
+    with torch.no_grad():
+        scores = model.full_sort_predict(batch)
+    assert bool(model.item_table_ready)  # encoded on first use (zero-shot needs no epoch)
+    assert scores.shape == (len(batch), model.n_items) and scores.abs().max() <= 1 / model.temperature + 1e-4
+    with torch.no_grad():
+        again = model.encode_items(torch.tensor([3, 7]))
+    assert torch.allclose(model.item_table[[3, 7]], again, atol=1e-5)  # I_i = h_CLS([CLS] item i)
+
+
+def test_item_position_embeddings_reach_the_output(text_data, in_tmp_cwd):
+    job = build_job("Recformer", "c", config_dict=settings(text_data), loaders=False, with_trainer=False, log=False)
+    model = job.model.eval()
+    seq, length = torch.tensor([[3, 4, 0]]), torch.tensor([2])
+    with torch.no_grad():
+        before = model.encode_sequence(seq, length)
+        model.item_position_embedding.weight[2].normal_()  # the second most recent item's position row
+        changed = model.encode_sequence(seq, length)
+        model.item_position_embedding.weight[3].normal_()  # a position no item of this sequence takes
+        unchanged = model.encode_sequence(seq, length)
+    assert not torch.allclose(before, changed) and torch.allclose(changed, unchanged)
+
+
+@pytest.mark.parametrize("strategy", ["prefix", "rss"])
+def test_no_training_example_has_an_empty_history(strategy, text_data, in_tmp_cwd):
+    job = build_job("Recformer", "c", config_dict=settings(text_data, train_strategy=strategy), with_trainer=False,
+                    log=False)
+    lengths = torch.cat([batch["item_length"] for batch in job.train_data])
+    assert len(lengths) and lengths.min() >= 1
+
+
+def test_stage_two_keeps_the_best_table_bit_for_bit_with_a_fresh_optimizer(text_data, in_tmp_cwd):
+    job = build_job("Recformer", "c", config_dict=settings(text_data, epochs=2), log=False)
+    trainer, model = job.trainer, job.model
+    trainer.fit(job.train_data, job.valid_data, saved=True)
+    best = torch.load(trainer.saved_model_file, weights_only=True)["state_dict"]
+    old_optimizer = trainer.optimizer
+    trainer.begin_stage("stage2", epochs=2, stopping_step=3)
+    assert torch.equal(model.item_table, best["item_table"])  # the best stage-1 (model, table) pair
+    assert trainer.optimizer is not old_optimizer and not trainer.optimizer.state  # no Adam moments carried over
+    table = model.item_table.clone()
+    weights = model.backbone.encoder.layer[0].attention.self.query_global.weight.detach().clone()
+    trainer.fit(job.train_data, job.valid_data, saved=True)
+    assert torch.equal(model.item_table, table)
+    assert not torch.equal(model.backbone.encoder.layer[0].attention.self.query_global.weight, weights)  # it trained
+
+
+def test_run_trains_both_stages(text_data, in_tmp_cwd):
+    from recbole_text import run
+
+    result = run("Recformer", "c", config_dict=settings(text_data, epochs=1, stage2_epochs=1))
+    assert [h["stage"] for h in result["history"]] == ["finetune", "stage2"]
+    assert result["test_result"]["recall@10"] >= 0
+
+
+def test_mlm_masks_whole_words_of_item_tokens_only(text_data, in_tmp_cwd):
+    job = build_job("Recformer", "a,b", config_dict=settings(text_data, train_stage="pretrain"), loaders=False,
+                    with_trainer=False, log=False)
+    model = job.model
+    model.mlm_probability = 1.0  # every word: all key/value tokens become labels, never [CLS] or padding
+    inputs = model.sequence_inputs(torch.tensor([[3, 4, 5]]), torch.tensor([3]))
+    masked, labels = model.mask_words(inputs)
+    item_token = (inputs["token_type_ids"] == 1) | (inputs["token_type_ids"] == 2)
+    assert torch.equal(labels >= 0, item_token) and torch.equal(labels[item_token], inputs["input_ids"][item_token])
+    model.mlm_probability = 0.5
+    torch.manual_seed(0)
+    _, labels = model.mask_words(inputs)
+    ids = inputs["input_ids"][0]
+    for position in range(1, ids.shape[0]):  # a continuation (##…) token is masked exactly when its word is
+        if item_token[0, position] and not model.word_start[ids[position]]:
+            assert (labels[0, position] >= 0) == (labels[0, position - 1] >= 0)
+
+
+def test_pretrain_then_zero_shot_then_finetune_on_another_catalogue(text_data, in_tmp_cwd):
+    from recbole_text import run
+
+    pretrained = run("Recformer", "a,b", config_dict=settings(text_data, train_stage="pretrain", epochs=1))
+    assert pretrained["dataset"] == "a+b" and pretrained["history"][0]["train_loss"] > 0
+    saved = torch.load(pretrained["checkpoint"], weights_only=True)["state_dict"]
+    assert "mlm_bias" in saved
+    zero_shot = run("Recformer", "c", config_dict=settings(text_data, pretrained=pretrained["checkpoint"], epochs=0))
+    assert zero_shot["epochs_run"] == 0 and 0 <= zero_shot["test_result"]["ndcg@10"] <= 1
+    job = build_job("Recformer", "c", config_dict=settings(text_data, pretrained=pretrained["checkpoint"]), log=False)
+    name = "backbone.encoder.layer.0.attention.self.query.weight"
+    assert torch.equal(job.model.state_dict()[name], saved[name])
+    assert job.model.item_table.shape[0] == job.dataset.item_num != saved["item_table"].shape[0]
+    job.trainer.fit(job.train_data, job.valid_data, saved=True)
+    assert job.trainer.evaluate(job.test_data)["ndcg@10"] >= 0
+
+
+def test_word_embeddings_are_frozen_in_pretraining(text_data, in_tmp_cwd):
+    job = build_job("Recformer", "a", config_dict=settings(text_data, train_stage="pretrain"), loaders=False,
+                    with_trainer=False, log=False)
+    assert not job.model.backbone.embeddings.word_embeddings.weight.requires_grad
+    finetune = build_job("Recformer", "a", config_dict=settings(text_data), loaders=False, with_trainer=False,
+                         log=False)
+    assert finetune.model.backbone.embeddings.word_embeddings.weight.requires_grad
