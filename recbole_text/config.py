@@ -85,7 +85,16 @@ class TextConfig(Config):
         own_yaml = PROPERTIES / "model" / f"{model_class.__name__}.yaml"
         if is_package_model(model_class) and not own_yaml.is_file():
             raise ConfigError(f"{own_yaml}: the defaults of {model_class.__name__} are missing (a broken install?)")
-        files = package_config_files(model_class.__name__, dataset) + list(config_file_list or [])
+        files = package_config_files(model_class.__name__, dataset)
+        profile = (config_dict or {}).get("profile")
+        if profile:  # --profile=paper: properties/model/<Model>-paper.yaml, above the model's own defaults
+            path = PROPERTIES / "model" / f"{model_class.__name__}-{profile}.yaml"
+            if not path.is_file():
+                known = sorted(p.stem.split("-", 1)[1] for p in PROPERTIES.glob(f"model/{model_class.__name__}-*.yaml"))
+                raise ConfigError(f"profile={profile!r}: {model_class.__name__} has "
+                                  f"{'the profiles ' + ', '.join(known) if known else 'no profiles'}")
+            files.insert(files.index(str(own_yaml)) + 1, str(path))
+        files += list(config_file_list or [])
         for path in files:
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"{path}: config file not found")

@@ -12,7 +12,9 @@ own training loop, evaluator and early stopping run unchanged while
   (text models re-encode their item table there);
 * :meth:`SafeCheckpointMixin.begin_stage` starts a further training stage from the best weights so far with a
   fresh optimizer and learning-rate schedule (``lr_scheduler``: ``constant`` or ``linear`` warm-up and decay);
-* :func:`load_pretrained` loads weights by name from a safe checkpoint (``--pretrained=PATH``).
+* :func:`load_pretrained` loads weights by name from a safe checkpoint (``--pretrained=PATH``);
+* ``gradient_accumulation_steps: k`` > 1 applies the mean gradient of ``k`` batches per optimizer step
+  (:func:`accumulate_gradients`; the learning-rate schedule counts those steps).
 """
 from __future__ import annotations
 
@@ -92,6 +94,34 @@ def load_pretrained(model, path, model_name: str) -> dict:
                      "unexpected": "unexpected (ignored)"}[what]
             logger.info(f"  {label}: {', '.join(report[what])}")
     return report
+
+
+def accumulate_gradients(optimizer, steps: int):
+    """Make ``optimizer`` step once every ``steps`` calls of its ``step()`` with the mean of the gradients
+    accumulated since its last step; ``zero_grad()`` only clears them right after a real step. RecBole's loop
+    (zero_grad, backward, step per batch) then trains on ``steps`` × ``train_batch_size`` rows per update. Hooks
+    registered on the optimizer (the learning-rate schedule) run on real steps only. Gradient clipping, where
+    set, sees the partial sums. Not with fp16's GradScaler, which unscales the gradients at every call."""
+    real_step, real_zero_grad = optimizer.step, optimizer.zero_grad
+    calls = [0]
+
+    def step(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] % steps:
+            return None
+        for group in optimizer.param_groups:
+            for parameter in group["params"]:
+                if parameter.grad is not None:
+                    parameter.grad.div_(steps)
+        return real_step(*args, **kwargs)
+
+    def zero_grad(set_to_none: bool = True):
+        if calls[0] % steps == 0:
+            real_zero_grad(set_to_none=set_to_none)
+
+    optimizer.step, optimizer.zero_grad = step, zero_grad
+    optimizer.accumulation_steps = steps
+    return optimizer
 
 
 class _TimeBudgetReached(Exception):
@@ -179,6 +209,20 @@ class SafeCheckpointMixin:
         }
 
     # --- stages and schedules --------------------------------------------------------------------------
+    def _build_optimizer(self, **kwargs):
+        optimizer = super()._build_optimizer(**kwargs)
+        steps = int(self.config["gradient_accumulation_steps"] or 1)
+        if steps < 1:
+            from recbole_text.config import ConfigError
+
+            raise ConfigError(f"gradient_accumulation_steps={steps} must be at least 1")
+        if steps > 1 and self.config["enable_scaler"]:
+            from recbole_text.config import ConfigError
+
+            raise ConfigError("gradient_accumulation_steps > 1 does not work with enable_scaler (fp16's GradScaler "
+                              "unscales at every batch): use bf16 (enable_amp without enable_scaler)")
+        return accumulate_gradients(optimizer, steps) if steps > 1 else optimizer
+
     def _build_scheduler(self, total_steps: int):
         """``lr_scheduler: linear``: the learning rate rises linearly over ``warmup_steps`` optimizer steps,
         then falls linearly to 0 at ``total_steps``; ``constant`` (default): no scheduler. It steps after every
@@ -188,7 +232,8 @@ class SafeCheckpointMixin:
             return None
         import torch
 
-        warmup, total = int(self.config["warmup_steps"] or 0), max(int(total_steps), 1)
+        accumulation = getattr(self.optimizer, "accumulation_steps", 1)
+        warmup, total = int(self.config["warmup_steps"] or 0), max(int(total_steps) // accumulation, 1)
 
         def factor(step: int) -> float:
             if step < warmup:

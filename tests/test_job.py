@@ -270,3 +270,27 @@ def test_evaluation_encodes_long_batches_in_chunks_with_the_same_states(tiny_dat
         chunked = model.full_sort_predict(batch)
     assert max(sizes) == 3 and sum(sizes) == len(batch)
     assert torch.allclose(whole, chunked, atol=1e-5)
+
+
+def test_gradient_accumulation_steps_once_with_the_mean_gradient():
+    import torch
+
+    from recbole_text.trainer import accumulate_gradients
+
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 3), torch.randn(8)
+    one, accumulated = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
+    accumulated.load_state_dict(one.state_dict())
+    plain = torch.optim.SGD(one.parameters(), lr=0.1)
+    plain.zero_grad()
+    ((one(x).squeeze(1) - y) ** 2).mean().backward()  # one step on all 8 rows
+    plain.step()
+    optimizer = accumulate_gradients(torch.optim.SGD(accumulated.parameters(), lr=0.1), steps=2)
+    steps = []
+    optimizer.register_step_post_hook(lambda *_: steps.append(1))
+    for rows in (slice(0, 4), slice(4, 8)):  # RecBole's loop: zero_grad, backward, step, per batch
+        optimizer.zero_grad()
+        ((accumulated(x[rows]).squeeze(1) - y[rows]) ** 2).mean().backward()
+        optimizer.step()
+    assert len(steps) == 1  # the schedule's hook ran once
+    assert torch.allclose(accumulated.weight, one.weight, atol=1e-6) and torch.allclose(accumulated.bias, one.bias)

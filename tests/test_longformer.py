@@ -54,3 +54,28 @@ def test_the_packaged_minilm_converts_offline():
     assert model.embeddings.position_embeddings.num_embeddings == 512 + 1
     with pytest.raises(ValueError, match="even"):
         load_longformer(None, attention_window=63)
+
+
+@pytest.mark.parametrize("window, width", [(4, 13), (8, 21), (64, 12)])
+def test_dense_attention_computes_what_the_longformer_computes(window, width):
+    from recbole_text.text.longformer import dense_forward
+
+    model = bert_to_longformer(tiny_bert(seed=3), attention_window=window).eval()
+    with torch.no_grad():  # global projections trained apart from the local ones
+        for layer in model.encoder.layer:
+            for name in ("query_global", "key_global", "value_global"):
+                getattr(layer.attention.self, name).weight.normal_(0, 0.3)
+        model.embeddings.token_type_embeddings.weight.normal_(0, 0.3)
+    torch.manual_seed(2)
+    ids = torch.randint(1, 60, (3, width))
+    mask = torch.ones_like(ids)
+    mask[2, width - 5:] = 0
+    types = torch.randint(0, 4, ids.shape)
+    global_attention = torch.zeros_like(ids)
+    global_attention[:, 0] = 1
+    with torch.no_grad():
+        expected = model(input_ids=ids, attention_mask=mask, token_type_ids=types,
+                         global_attention_mask=global_attention).last_hidden_state
+        got = dense_forward(model, model.embeddings.word_embeddings(ids), mask, types, global_attention)
+    real = mask.bool()
+    assert torch.allclose(got[real], expected[real], atol=1e-4)

@@ -130,4 +130,48 @@ def load_longformer(plm_name, attention_window: int, type_vocab_size: int = TYPE
     return model, folder
 
 
-__all__ = ["TYPE_VOCAB_SIZE", "bert_to_longformer", "load_longformer"]
+def dense_forward(backbone, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor,
+                  global_attention_mask: torch.Tensor) -> torch.Tensor:
+    """``backbone``'s last hidden states (B, T, d), Longformer's attention computed with dense masks.
+
+    The same function as ``LongformerModel`` with the first token global (Recformer's [CLS]): token t attends to
+    the tokens within ``attention_window / 2`` of it and to [CLS], through the local projections; [CLS] attends
+    to every token through the global ones; padding is never attended to. Hugging Face computes the window in
+    overlapping chunks, which on a CPU is 3-13× slower than BERT for the same input (16 × 256 tokens, window 64:
+    15.9 s vs 5.3 s forward + backward on 2 cores); here it is one ``scaled_dot_product_attention`` with a
+    (T, T) mask per layer, so its cost grows with T², which suits inputs of up to ~1k tokens."""
+    import torch.nn.functional as F
+
+    if bool((global_attention_mask[:, 1:] != 0).any()) or bool((global_attention_mask[:, 0] == 0).any()):
+        raise ValueError("dense_forward supports global attention on the first token only")
+    config = backbone.config
+    hidden = backbone.embeddings(inputs_embeds=inputs_embeds, token_type_ids=token_type_ids)  # (B, T, d)
+    batch, width, _ = hidden.shape
+    heads, head_dim = config.num_attention_heads, config.hidden_size // config.num_attention_heads
+    real = attention_mask.bool()  # (B, T) keys that exist
+    offset = torch.arange(width, device=hidden.device)
+    distance = (offset[:, None] - offset[None, :]).abs()  # (T, T)
+    windows = config.attention_window if isinstance(config.attention_window, (list, tuple)) else \
+        [config.attention_window] * config.num_hidden_layers
+
+    def split(x):  # (B, T', d) → (B, heads, T', head_dim)
+        return x.view(batch, -1, heads, head_dim).transpose(1, 2)
+
+    for layer, window in zip(backbone.encoder.layer, windows):
+        attention = layer.attention.self
+        dropout = attention.dropout if isinstance(attention.dropout, float) else attention.dropout.p
+        dropout = dropout if backbone.training else 0.0
+        allowed = (distance <= window // 2)[None] | (offset == 0)[None, None, :]  # window, and [CLS] for all
+        allowed = (allowed & real[:, None, :])[:, None]  # (B, 1, T, T)
+        local = F.scaled_dot_product_attention(split(attention.query(hidden)), split(attention.key(hidden)),
+                                               split(attention.value(hidden)), attn_mask=allowed, dropout_p=dropout)
+        cls = F.scaled_dot_product_attention(split(attention.query_global(hidden[:, :1])),
+                                             split(attention.key_global(hidden)), split(attention.value_global(hidden)),
+                                             attn_mask=real[:, None, None, :], dropout_p=dropout)  # (B, H, 1, dh)
+        context = torch.cat([cls, local[:, :, 1:]], dim=2).transpose(1, 2).reshape(batch, width, -1)
+        attended = layer.attention.output(context, hidden)
+        hidden = layer.output(layer.intermediate(attended), attended)
+    return hidden
+
+
+__all__ = ["TYPE_VOCAB_SIZE", "bert_to_longformer", "dense_forward", "load_longformer"]

@@ -8,7 +8,8 @@ items most recent first (:mod:`recbole_text.text.item_tokens`). The embedding of
 
 with token types {[CLS], key, value, pad} and item position 0 for [CLS], k for the k-th most recent item. The
 Longformer (:mod:`recbole_text.text.longformer`: a Longformer checkpoint, or a BERT encoder such as the packaged
-MiniLM converted; sliding-window attention of ``attention_window``, global attention on [CLS]) gives
+MiniLM converted; sliding-window attention of ``attention_window``, global attention on [CLS]; computed with
+dense masks, ``attention_impl: dense``, or Hugging Face's chunked kernels, ``longformer``, same results) gives
 
     s = h_[CLS]( [CLS] items… )        the sequence,          I_i = h_[CLS]( [CLS] item i )   item i,
     score(s, i) = cos(s, I_i) / τ      (τ = ``temperature``, 0.05), softmax over all items.
@@ -40,8 +41,10 @@ from torch import nn
 
 from recbole_text.config import ConfigError
 from recbole_text.model.abstract_recommender import SequenceLossRecommender
+from recbole_text.text.longformer import dense_forward
 
 STAGES = ("pretrain", "finetune")
+ATTENTION = ("dense", "longformer")  # the same attention: dense masks (fast for short inputs) or HF's chunks
 MASK_KEEP, MASK_RANDOM = 0.1, 0.1  # of the masked tokens: kept as they are / replaced by a random token
 
 
@@ -49,7 +52,7 @@ class Recformer(SequenceLossRecommender):
     output = "sequence"
     family = "Recformer"
     train_strategies = ("prefix", "rss")
-    setting_choices = {"loss_type": ("CE",), "train_stage": STAGES}
+    setting_choices = {"loss_type": ("CE",), "train_stage": STAGES, "attention_impl": ATTENTION}
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -61,6 +64,7 @@ class Recformer(SequenceLossRecommender):
         self.max_token_num, self.max_item_num = int(config["max_token_num"]), int(config["max_item_num"])
         self.encode_batch_size = int(config["item_encode_batch_size"])
         self.show_progress = bool(config["show_progress"])
+        self.attention_impl = config["attention_impl"] or "dense"
         self.backbone, folder = load_longformer(config["plm_name"], int(config["attention_window"]))
         positions = self.backbone.config.max_position_embeddings - self.backbone.config.pad_token_id - 1
         if not 2 <= self.max_token_num <= positions:
@@ -99,7 +103,10 @@ class Recformer(SequenceLossRecommender):
         """Inputs of :func:`~recbole_text.text.item_tokens.sequence_inputs` → (B, W, d) hidden states."""
         embeddings = self.backbone.embeddings.word_embeddings(inputs["input_ids"])  # A
         embeddings = embeddings + self.item_position_embedding(inputs["item_position_ids"])  # + D
-        # the backbone adds B (token positions) and C (token types), then LayerNorm and dropout
+        # the backbone's embeddings add B (token positions) and C (token types), then LayerNorm and dropout
+        if self.attention_impl == "dense":
+            return dense_forward(self.backbone, embeddings, inputs["attention_mask"], inputs["token_type_ids"],
+                                 inputs["global_attention_mask"])
         return self.backbone(inputs_embeds=embeddings, attention_mask=inputs["attention_mask"],
                              token_type_ids=inputs["token_type_ids"],
                              global_attention_mask=inputs["global_attention_mask"]).last_hidden_state
