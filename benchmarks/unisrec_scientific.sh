@@ -7,7 +7,7 @@
 #      gSASRec, UniSRec inductive and stock SASRec, seen / unseen test targets in the table;
 #   3. pretraining on Office + Instruments + Games (prefix rows, in-batch InfoNCE, bf16 autocast), then on Scientific:
 #      zero-shot (epochs=0) and inductive finetuning from the pretrained weights;
-#   3b. inductive from scratch again with a 1800 s budget;
+#   3b. inductive from scratch again with a 1200 s budget;
 #   4. an 8-trial ASHA sweep of properties/tune/UniSRec.yaml.
 # Steps can be run alone: bash benchmarks/unisrec_scientific.sh [scratch|cold|pretrain|sweep]...
 set -euo pipefail
@@ -28,7 +28,7 @@ cold() {
 }
 long() {  # the inductive run of scratch() was stopped by its 900 s budget with validation still rising
   $B --dataset Scientific --models UniSRec --label_suffix=-inductive-long -- --train_stage=inductive_ft \
-     --stopping_step=5 --time_budget_s=1800 --show_progress=False
+     --stopping_step=5 --time_budget_s=1200 --show_progress=False
 }
 pretrain() {
   $B --dataset $PRE --models UniSRec --label_suffix=-pretrain --baseline=UniSRec-pretrain -- --train_stage=pretrain \
