@@ -164,7 +164,7 @@ class Recommender:
         self.len_field = getattr(model, "ITEM_SEQ_LEN", config["ITEM_LIST_LENGTH_FIELD"])
         self._dataset = dataset
         self.catalogue_size = len(self.items)  # what the model scores (with padding); added items come after
-        self.added_vectors = None  # (n_added, plm_size) frozen text vectors of the items added by add_items
+        self.added_features = []  # per add_items call: what the model scores those items from
 
     @property
     def n_items(self) -> int:
@@ -223,17 +223,17 @@ class Recommender:
 
         They can be recommended, not used in a history (the model has no input vector for them). A token already
         in the catalogue, an item without text in the model's ``text_fields`` or a model that does not read text
-        is one :class:`RecommendError` naming the file. Items already added with the same text are skipped."""
-        import torch
+        is one :class:`RecommendError` naming the file. Items already added with the same text are skipped.
+
+        The model turns the new items into what it scores them from (``new_item_features``: UniSRec's frozen text
+        vectors, Recformer's token inputs) and scores them with ``text_item_scores``."""
 
         from recbole_text.data.atomic import read_item_text
-        from recbole_text.text.cache import ensure_text_embeddings, load_table
-        from recbole_text.text.texts import encoder_text, text_fields
 
         path = Path(item_text_file)
-        if not hasattr(self.model, "text_item_scores"):
+        if not hasattr(self.model, "new_item_features"):
             raise RecommendError(f"{path}: {self.model_name} ranks only the items it was trained on; items added "
-                                 "from their text need a text model (e.g. UniSRec)")
+                                 "from their text need a text model (e.g. UniSRec, Recformer)")
         if not path.is_file():
             raise RecommendError(f"{path}: no such item text file")
         _, by_token = read_item_text(path, self.item_field)
@@ -243,18 +243,14 @@ class Recommender:
         if known:
             raise RecommendError(f"{path}: item token{'s' if len(known) > 1 else ''} {_quoted(known)} already in "
                                  f"the catalogue of {self.dataset_name!r}")
-        fields = text_fields(self.config, self._dataset)
         tokens = list(by_token)
-        texts = [encoder_text(by_token[token], fields) for token in tokens]
-        empty = [token for token, text in zip(tokens, texts) if not text]
-        if empty:
-            raise RecommendError(f"{path}: item{'s' if len(empty) > 1 else ''} {_quoted(empty)} have no text in "
-                                 f"{', '.join(fields)} (the fields the model was trained on)")
         if not tokens:
             return []
-        table = ensure_text_embeddings(self.config, [""] + texts, f"{self.dataset_name}-added", fields)
-        vectors = torch.from_numpy(load_table(table, len(texts) + 1)[1:].copy())
-        self.added_vectors = vectors if self.added_vectors is None else torch.cat([self.added_vectors, vectors])
+        try:
+            features = self.model.new_item_features(self.config, self._dataset, [by_token[t] for t in tokens])
+        except ValueError as e:  # items without the text the model reads
+            raise RecommendError(f"{path}: {e}") from None
+        self.added_features.append(features)
         self.items += tokens
         self.item_attributes += [dict(by_token[token]) for token in tokens]
         return tokens
@@ -331,10 +327,10 @@ class Recommender:
         if scores.shape[1] != self.catalogue_size:
             raise RecommendError(f"{self.model_name}'s full_sort_predict gave {scores.shape[1]} scores per history, "
                                  f"expected one per item ({self.catalogue_size} with padding)")
-        if self.added_vectors is not None:
+        if self.added_features:
             with torch.no_grad():
-                added = self.model.text_item_scores(batch, self.added_vectors)
-            scores = torch.cat([scores, added.detach().float().cpu()], dim=1)
+                added = [self.model.text_item_scores(batch, features).float().cpu() for features in self.added_features]
+            scores = torch.cat([scores, *added], dim=1)
         return scores
 
     def _top(self, scores, ids: Sequence[int], k: int, exclude_seen: bool) -> list[dict]:

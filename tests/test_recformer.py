@@ -150,3 +150,26 @@ def test_one_epoch_on_ml100k_text_through_the_cli(in_tmp_cwd):
     assert record["epochs_run"] == 1 and record["model"] == "Recformer"
     assert record["test_result"]["recall@10"] > 0.006  # a random ranking's: 10 / 1682
     assert list((in_tmp_cwd / "data" / "ml-100k-text" / ".text_cache").glob("ml-100k-text-tokens-*.npz"))
+
+
+def test_items_added_at_inference_time_are_ranked_from_their_text(text_data, in_tmp_cwd, tmp_path):
+    from recbole_text import run
+    from recbole_text.data.atomic import write_item_text
+    from recbole_text.recommend import RecommendError, Recommender
+
+    trained = run("Recformer", "c", config_dict=settings(text_data, epochs=1, finetune_stage2=False))
+    rec = Recommender.from_checkpoint(trained["checkpoint"])
+    new_items = tmp_path / "new.itemtext"
+    write_item_text(new_items, ["title", "brand"], [("twin", {"title": "Item number 7", "brand": "Brand 1"}),
+                                                     ("fresh", {"title": "A brand new gadget", "brand": "Acme"})])
+    assert rec.add_items(new_items) == ["twin", "fresh"]
+    # catalogue items are scored from the checkpoint's table (encoded at the start of the best epoch), new items
+    # by the final weights; with the table re-encoded by those weights, i7 and its twin score alike
+    rec.model.refresh_item_table()
+    ranking = {r["item"]: r["score"] for r in rec.recommend(["i3", "i4"], k=rec.n_items, exclude_seen=False)}
+    assert ranking["twin"] == pytest.approx(ranking["i7"], abs=1e-4)  # same text, same tokens, same vector
+    assert "fresh" in ranking
+    nothing = tmp_path / "nothing.itemtext"
+    write_item_text(nothing, ["colour"], [("blank", {"colour": "red"})])
+    with pytest.raises(RecommendError, match=r"nothing.itemtext: 1 of the items have none of the attributes"):
+        rec.add_items(nothing)

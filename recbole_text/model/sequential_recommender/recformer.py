@@ -173,10 +173,28 @@ class Recformer(SequenceLossRecommender):
     def scoring_states(self, states: torch.Tensor) -> torch.Tensor:
         return F.normalize(states, dim=-1) / self.temperature
 
-    def text_item_scores(self, interaction, item_inputs: dict) -> torch.Tensor:
-        """(B, n_new) scores of items given by their own token inputs (items added after training)."""
+    def new_item_features(self, config, dataset, attributes: list[dict]) -> torch.Tensor:
+        """(n, d) representations ``I`` of items that are not in ``dataset``, from their ``{key: value}``
+        attributes: tokenised like the catalogue, encoded by the model as it is now."""
+        from recbole_text.text.item_tokens import attribute_keys, item_inputs, load_tokenizer, tokenize_items
+        from recbole_text.text.longformer import resolve_encoder
+
+        keys = attribute_keys(config, dataset)
+        catalogue = tokenize_items(load_tokenizer(resolve_encoder(config["plm_name"])), [{}] + list(attributes), keys,
+                                   max_attr_num=int(config["max_attr_num"]), max_attr_length=int(config["max_attr_length"]))
+        empty = (catalogue.lengths()[1:] == 0).nonzero().flatten().tolist()
+        if empty:
+            raise ValueError(f"{len(empty)} of the items have none of the attributes {', '.join(keys)}, e.g. item "
+                             f"number {empty[0] + 1} of the file")
+        ids = torch.arange(1, catalogue.n_items)
+        with torch.no_grad():
+            return torch.cat([self.encode_tokens(item_inputs(catalogue, chunk, self.max_token_num))[:, 0]
+                              for chunk in ids.split(self.encode_batch_size)]).float()
+
+    def text_item_scores(self, interaction, vectors: torch.Tensor) -> torch.Tensor:
+        """(B, n_new) scores of items given by their representations (:meth:`new_item_features`)."""
         state = self.scoring_states(self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]))
-        return state @ F.normalize(self.encode_tokens(item_inputs)[:, 0], dim=-1).T
+        return state @ F.normalize(vectors.to(state.device), dim=-1).T
 
     # --- pretraining --------------------------------------------------------------------------------------
     def calculate_loss(self, interaction):

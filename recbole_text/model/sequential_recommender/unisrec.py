@@ -158,6 +158,22 @@ class UniSRec(SeqSASRec):
         with self._one_table():
             return super().full_sort_predict(interaction)
 
+    @staticmethod
+    def new_item_features(config, dataset, attributes: list[dict]) -> torch.Tensor:
+        """Frozen text vectors (n, plm_size) of items that are not in ``dataset``, from their ``{key: value}``
+        attributes, with the encoder settings of ``config`` (cached like the catalogue's table)."""
+        from recbole_text.text.cache import ensure_text_embeddings, load_table
+        from recbole_text.text.texts import encoder_text, text_fields
+
+        fields = text_fields(config, dataset)
+        texts = [encoder_text(a, fields) for a in attributes]
+        empty = [i for i, text in enumerate(texts) if not text]
+        if empty:
+            raise ValueError(f"{len(empty)} of the items have no text in {', '.join(fields)} (the fields the model "
+                             f"reads), e.g. item number {empty[0] + 1} of the file")
+        table = ensure_text_embeddings(config, [""] + texts, f"{dataset.dataset_name}-added", fields)
+        return torch.from_numpy(load_table(table, len(texts) + 1)[1:].copy())
+
     def text_item_scores(self, interaction, plm_vectors: torch.Tensor) -> torch.Tensor:
         """(B, n_new) scores of items known only by their frozen text vectors ``plm_vectors`` (n_new, plm_size),
         e.g. items added after training (:meth:`recbole_text.recommend.Recommender.add_items`): adapted by the
