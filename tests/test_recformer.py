@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from conftest import FAST, write_tiny_dataset
+from ray_session import ray_session  # noqa: F401  (fixture)
 from test_text_encoder import save_tiny_bert
 
 from recbole_text.job import build_job
@@ -173,3 +175,27 @@ def test_items_added_at_inference_time_are_ranked_from_their_text(text_data, in_
     write_item_text(nothing, ["colour"], [("blank", {"colour": "red"})])
     with pytest.raises(RecommendError, match=r"nothing.itemtext: 1 of the items have none of the attributes"):
         rec.add_items(nothing)
+
+
+def test_a_two_trial_sweep_tokenises_the_catalogue_once_and_trains_both_trials(text_data, in_tmp_cwd, tmp_path,
+                                                                                monkeypatch, ray_session):
+    import csv
+
+    import recbole_text.text.item_tokens as item_tokens_module
+    from recbole_text.tune import tune
+
+    space = tmp_path / "space.yaml"
+    space.write_text("learning_rate: {grid: [0.0001, 0.003]}\n")
+    calls = []
+    real = item_tokens_module.tokenize_items
+    monkeypatch.setattr(item_tokens_module, "tokenize_items", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cache = tmp_path / "token_cache"
+    summary = tune("Recformer", "c", space, config_dict=settings(text_data, epochs=1, finetune_stage2=False,
+                                                                text_cache_dir=str(cache)),
+                   experiment_dir=tmp_path / "ray_results", verbose=0)
+    assert len(calls) == 1 and len(list(cache.glob("c-tokens-*.npz"))) == 1  # tokenised once, by the driver
+    with open(Path(summary["experiment"]) / "trials.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["status"] for r in rows] == ["TERMINATED"] * 2
+    assert {r["learning_rate"] for r in rows} == {"0.0001", "0.003"}
+    assert 0 <= summary["best"]["best_valid_ndcg@10"] <= 1

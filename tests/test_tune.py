@@ -19,7 +19,7 @@ from recbole_text.tune import (load_search_space, make_scheduler, metric_and_mod
 from conftest import FAST, write_tiny_dataset
 from ray_session import ray_session  # noqa: F401  (fixture)
 
-PACKAGE_MODELS = ["gSASRec", "SeqSASRec", "SeqGRU4Rec"]
+PACKAGE_MODELS = ["gSASRec", "SeqSASRec", "SeqGRU4Rec", "UniSRec", "Recformer"]
 
 
 # --- search space, metric, resources (no Ray session) ------------------------------------------------------
