@@ -79,3 +79,15 @@ def scientific_src() -> Path:
     if not (SCIENTIFIC_SRC / "Scientific.text").is_file():
         pytest.skip(f"the shared Scientific data is not at {SCIENTIFIC_SRC}")
     return SCIENTIFIC_SRC
+
+
+@pytest.fixture(scope="module")
+def text_data(tmp_path_factory):
+    """Three tiny domains ``a``, ``b``, ``c`` (40, 30 and 50 items) and a tiny random BERT as the text encoder:
+    ``(data_path, bert folder)``."""
+    from test_text_encoder import save_tiny_bert
+
+    root = tmp_path_factory.mktemp("text_domains")
+    for name, items in (("a", 40), ("b", 30), ("c", 50)):
+        write_tiny_dataset(root, name, users=40, items=items, length=10)
+    return root, save_tiny_bert(root / "bert", seed=0)

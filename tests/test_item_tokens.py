@@ -16,29 +16,15 @@ import numpy as np
 import pytest
 import torch
 
-from recbole_text.config import ConfigError, TextConfig
-from recbole_text.data import create_dataset
+from recbole_text.config import ConfigError
 from recbole_text.text.item_tokens import ItemTokens, item_inputs, item_tokens, sequence_inputs
 
-from conftest import FAST, write_tiny_dataset
-from test_text_encoder import save_tiny_bert
+from test_text_encoder import dataset, make_config, save_tiny_bert, tiny_root  # noqa: F401  (fixtures)
 
 # the package exports the function item_tokens under the module's name: reach the module through sys.modules
 module = importlib.import_module("recbole_text.text.item_tokens")
 
 NAMES = ("input_ids", "token_type_ids", "item_position_ids", "attention_mask", "global_attention_mask")
-
-
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    write_tiny_dataset(root)
-    return root
-
-
-@pytest.fixture(scope="module")
-def dataset(tiny_root):
-    return create_dataset(make_config(tiny_root))
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +63,6 @@ def loads(monkeypatch):
 
     monkeypatch.setattr(module, "load_tokenizer", counting_load)
     return calls
-
-
-def make_config(root, **settings):
-    return TextConfig("SASRec", "tiny", config_dict={**FAST, "data_path": str(root), **settings})
 
 
 def iid(dataset, token: str) -> int:

@@ -7,19 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import FAST, write_tiny_dataset
+from conftest import FAST
 from ray_session import ray_session  # noqa: F401  (fixture)
-from test_text_encoder import save_tiny_bert
 
 from recbole_text.job import build_job
-
-
-@pytest.fixture(scope="module")
-def text_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("recformer")
-    for name, items in (("a", 40), ("b", 30), ("c", 50)):
-        write_tiny_dataset(root, name, users=40, items=items, length=10)
-    return root, save_tiny_bert(root / "bert", seed=0)
 
 
 def settings(text_data, **more):

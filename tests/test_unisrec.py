@@ -48,19 +48,9 @@ def test_gate_noise_only_in_training():
 
 
 # ---------------------------------------------------------------- the model
-from conftest import FAST, write_tiny_dataset  # noqa: E402
-from test_text_encoder import save_tiny_bert  # noqa: E402
+from conftest import FAST  # noqa: E402
 
 from recbole_text.job import build_job  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def text_data(tmp_path_factory):
-    """Three tiny domains and a tiny random BERT as the frozen text encoder."""
-    root = tmp_path_factory.mktemp("unisrec")
-    for name, items in (("a", 40), ("b", 30), ("c", 50)):
-        write_tiny_dataset(root, name, users=40, items=items, length=10)
-    return root, save_tiny_bert(root / "bert", seed=0)
 
 
 def unisrec_settings(text_data, **more):

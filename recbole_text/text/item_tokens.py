@@ -135,26 +135,10 @@ def setting(config, key: str):
 
 def attribute_keys(config, dataset) -> list[str]:
     """The ``recformer_attributes`` setting checked against the dataset's attributes; ``~`` = all, in file order
-    (the same rules as :func:`recbole_text.text.texts.text_fields`)."""
-    from recbole_text.config import ConfigError
+    (the rules of :func:`recbole_text.text.texts.text_fields`)."""
+    from recbole_text.text.texts import chosen_attributes
 
-    available = list(getattr(dataset, "item_text_keys", None) or [])
-    if not available:
-        raise ConfigError(f"dataset {dataset.dataset_name!r} has no item text (no <dataset>.itemtext file): "
-                          "Recformer needs one (see dataset/README.md)")
-    wanted = setting(config, "recformer_attributes")
-    if wanted is None:
-        return available
-    if isinstance(wanted, str):
-        wanted = wanted.replace(",", " ").split()
-    wanted = [str(key) for key in wanted]
-    unknown = [key for key in wanted if key not in available]
-    if unknown or not wanted:
-        raise ConfigError(f"recformer_attributes={wanted!r}: {', '.join(unknown) or 'empty'} not among the "
-                          f"attributes of {dataset.dataset_name!r} ({', '.join(available)})")
-    if len(set(wanted)) != len(wanted):
-        raise ConfigError(f"recformer_attributes={wanted!r} names an attribute twice")
-    return wanted
+    return chosen_attributes(dataset, setting(config, "recformer_attributes"), "recformer_attributes", "Recformer's inputs")
 
 
 def _limits(max_attr_num, max_attr_length) -> tuple[int, int]:

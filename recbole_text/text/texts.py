@@ -35,13 +35,19 @@ def text_fields(config, dataset) -> list[str]:
 
     Accepts a list, or a string of names separated by commas or spaces (``--text_fields=title,brand``).
     """
+    wanted = config["text_fields"] if "text_fields" in config else None
+    return chosen_attributes(dataset, wanted, "text_fields", "text embeddings")
+
+
+def chosen_attributes(dataset, wanted, setting: str, reader: str) -> list[str]:
+    """The attribute names ``wanted`` (the value of ``setting``: ``None`` = all, a list, or names separated by
+    commas or spaces) checked against the dataset's ``.itemtext`` columns; ``reader`` names what needs them."""
     from recbole_text.config import ConfigError
 
     available = list(getattr(dataset, "item_text_keys", None) or [])
     if not available:
         raise ConfigError(f"dataset {dataset.dataset_name!r} has no item text (no <dataset>.itemtext file): "
-                          "text embeddings need one (see dataset/README.md)")
-    wanted = config["text_fields"] if "text_fields" in config else None
+                          f"{reader} need one (see dataset/README.md)")
     if wanted is None:
         return available
     if isinstance(wanted, str):
@@ -49,8 +55,10 @@ def text_fields(config, dataset) -> list[str]:
     wanted = [str(field) for field in wanted]
     unknown = [field for field in wanted if field not in available]
     if unknown or not wanted:
-        raise ConfigError(f"text_fields={wanted!r}: {', '.join(unknown) or 'empty'} not among the attributes of "
+        raise ConfigError(f"{setting}={wanted!r}: {', '.join(unknown) or 'empty'} not among the attributes of "
                           f"{dataset.dataset_name!r} ({', '.join(available)})")
+    if len(set(wanted)) != len(wanted):
+        raise ConfigError(f"{setting}={wanted!r} names an attribute twice")
     return wanted
 
 
