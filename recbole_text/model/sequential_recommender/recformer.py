@@ -114,6 +114,8 @@ class Recformer(SequenceLossRecommender):
     def sequence_inputs(self, item_seq, item_seq_len) -> dict:
         from recbole_text.text.item_tokens import sequence_inputs
 
+        if self.catalogue.device != item_seq.device:  # moved once, with the first batch on the model's device
+            self.catalogue = self.catalogue.to(item_seq.device)
         return sequence_inputs(self.catalogue, item_seq, item_seq_len, self.max_token_num, self.max_item_num)
 
     def encode_sequence(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
@@ -127,6 +129,8 @@ class Recformer(SequenceLossRecommender):
         """(N,) item ids → (N, d): ``I_i = h_[CLS]([CLS] item i)``, with gradients when training."""
         from recbole_text.text.item_tokens import item_inputs
 
+        if self.catalogue.device != item_ids.device:
+            self.catalogue = self.catalogue.to(item_ids.device)
         return self.encode_tokens(item_inputs(self.catalogue, item_ids, self.max_token_num))[:, 0]
 
     @torch.no_grad()
