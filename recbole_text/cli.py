@@ -38,6 +38,7 @@ Text models (UniSRec) read <DATASET>.itemtext through a frozen encoder, cached o
   --text_cache_dir=~         ~ = <data_path>/<DATASET>/.text_cache
   --train_stage=inductive_ft pretrain | inductive_ft (text only) | transductive_ft (text + ID)
   --dataset=A,B,C            several datasets as one multi-domain dataset (item ids never collide)
+  --profile=paper            a model's named settings file, properties/model/<MODEL>-paper.yaml (Recformer)
 
 Datasets: ml-100k-text is built from RecBole's wheel on first use. Others come from a converter:
   python -m recbole_text.data.converters unisrec --src ../shared/data/Scientific --out dataset/data
@@ -50,6 +51,7 @@ Examples:
   python run_recbole_text.py --model=gSASRec --pretrained=saved/X.pth   # start from another run's weights
   python run_recbole_text.py --model=BERT4Rec --dataset=ml-100k-text --config_files="a.yaml b.yaml"
   python run_recbole_text.py --model=UniSRec --dataset=Scientific --train_stage=transductive_ft
+  python run_recbole_text.py --model=Recformer --dataset=Scientific [--profile=paper]
   python run_recbole_text.py --model=UniSRec --dataset=Office,Instruments,Games --train_stage=pretrain \
       --train_strategy=prefix      # then on Scientific: --train_stage=inductive_ft --pretrained=saved/X.pth
 Ray Tune sweep (search space: properties/tune/<MODEL>.yaml unless --search_space is given):
