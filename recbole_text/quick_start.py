@@ -44,6 +44,7 @@ def run(
 
     show = config["show_progress"]
     if config["epochs"] == 0:  # evaluate the weights as built, e.g. a --pretrained model zero-shot
+        trainer.eval_collector.data_collect(job.train_data)  # what fit() would have collected (popularity, …)
         best_valid_result = trainer.evaluate(job.valid_data, load_best_model=False, show_progress=show)
         best_valid_score = best_valid_result[config["valid_metric"].lower()]
         test_result = trainer.evaluate(job.test_data, load_best_model=False, show_progress=show)

@@ -122,10 +122,12 @@ def test_multi_domain_pretrain_then_finetune_on_another_catalogue(text_data, in_
     assert state["item_embedding.weight"].shape[0] == job.dataset.item_num != saved["item_embedding.weight"].shape[0]
     zero_shot = job.trainer.evaluate(job.test_data, load_best_model=False)
     # epochs=0: the pretrained model ranks the new catalogue as it is (zero-shot), no training step
-    evaluated = run("UniSRec", "c", config_dict=unisrec_settings(text_data, train_stage="inductive_ft", epochs=0,
-                                                                  pretrained=pretrained["checkpoint"]))
+    evaluated = run("UniSRec", "c", config_dict=unisrec_settings(
+        text_data, train_stage="inductive_ft", epochs=0, pretrained=pretrained["checkpoint"],
+        metrics=["Recall", "NDCG", "MRR", "ItemCoverage", "AveragePopularity"]))  # these need training statistics
     assert evaluated["epochs_run"] == 0
     assert evaluated["test_result"]["ndcg@10"] == pytest.approx(zero_shot["ndcg@10"], abs=1e-4)
+    assert 0 < evaluated["test_result"]["itemcoverage@10"] <= 1 and evaluated["test_result"]["averagepopularity@10"] > 0
     job.trainer.fit(job.train_data, job.valid_data, saved=True)
     assert job.trainer.evaluate(job.test_data)["ndcg@10"] >= 0
 
