@@ -16,7 +16,8 @@ from recbole_text.job import build_job
 def settings(text_data, **more):
     root, bert = text_data
     return {**FAST, "data_path": str(root), "plm_name": str(bert), "max_token_num": 64, "attention_window": 16,
-            "train_batch_size": 32, "eval_batch_size": 64, "learning_rate": 1e-3, "warmup_steps": 2, **more}
+            "train_batch_size": 32, "eval_batch_size": 64, "learning_rate": 1e-3, "warmup_steps": 2,
+            "train_strategy": "prefix", "enable_amp": False, "epochs": 1, **more}
 
 
 def test_scores_are_cosines_over_temperature_against_the_item_table(text_data, in_tmp_cwd):
