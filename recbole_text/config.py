@@ -48,6 +48,13 @@ def check_settings(final: dict, model_class) -> None:
     held_out = final.get("cold_start_items") or 0.0
     if not isinstance(held_out, (int, float)) or not 0.0 <= held_out < 1.0:
         raise ConfigError(f"cold_start_items={held_out!r} must be a share of the catalogue in [0, 1)")
+    accumulation = final.get("gradient_accumulation_steps")
+    accumulation = 1 if accumulation is None else int(accumulation)  # 0 is refused, not read as "unset"
+    if accumulation < 1:
+        raise ConfigError(f"gradient_accumulation_steps={accumulation} must be at least 1")
+    if accumulation > 1 and final.get("enable_scaler"):
+        raise ConfigError("gradient_accumulation_steps > 1 does not work with enable_scaler (fp16's GradScaler "
+                          "unscales at every batch): use bf16 (enable_amp without enable_scaler)")
     strategy = final.get("train_strategy") or "prefix"
     supported = getattr(model_class, "train_strategies", PREFIX_ONLY)
     if strategy not in supported:

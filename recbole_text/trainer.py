@@ -211,16 +211,7 @@ class SafeCheckpointMixin:
     # --- stages and schedules --------------------------------------------------------------------------
     def _build_optimizer(self, **kwargs):
         optimizer = super()._build_optimizer(**kwargs)
-        steps = int(self.config["gradient_accumulation_steps"] or 1)
-        if steps < 1:
-            from recbole_text.config import ConfigError
-
-            raise ConfigError(f"gradient_accumulation_steps={steps} must be at least 1")
-        if steps > 1 and self.config["enable_scaler"]:
-            from recbole_text.config import ConfigError
-
-            raise ConfigError("gradient_accumulation_steps > 1 does not work with enable_scaler (fp16's GradScaler "
-                              "unscales at every batch): use bf16 (enable_amp without enable_scaler)")
+        steps = int(self.config["gradient_accumulation_steps"] or 1)  # checked by the config (check_settings)
         return accumulate_gradients(optimizer, steps) if steps > 1 else optimizer
 
     def _build_scheduler(self, total_steps: int):

@@ -204,6 +204,17 @@ def test_pickle_cache_setting_refused(properties, key):
         TextConfig("SASRec", DATASET, config_dict={key: "saved/cache.pth"})
 
 
+@pytest.mark.parametrize("settings, message", [
+    ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps=0 must be at least 1"),
+    ({"gradient_accumulation_steps": 2, "enable_scaler": True}, "does not work with enable_scaler"),
+])
+def test_gradient_accumulation_is_checked_when_the_config_is_built(properties, settings, message):
+    from recbole_text.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        TextConfig("SASRec", DATASET, config_dict=settings)
+
+
 def test_pickle_writers_switched_off(properties):
     config = TextConfig("SASRec", DATASET, config_dict={"save_dataset": True, "save_dataloaders": True})
     assert config["save_dataset"] is False
