@@ -164,7 +164,7 @@ class Recommender:
         self.len_field = getattr(model, "ITEM_SEQ_LEN", config["ITEM_LIST_LENGTH_FIELD"])
         self._dataset = dataset
         self.catalogue_size = len(self.items)  # what the model scores (with padding); added items come after
-        self.added_features = []  # per add_items call: what the model scores those items from
+        self.added_features = None  # what the model scores the items of add_items from, (n_added, …)
 
     @property
     def n_items(self) -> int:
@@ -226,7 +226,9 @@ class Recommender:
         is one :class:`RecommendError` naming the file. Items already added with the same text are skipped.
 
         The model turns the new items into what it scores them from (``new_item_features``: UniSRec's frozen text
-        vectors, Recformer's token inputs) and scores them with ``text_item_scores``."""
+        vectors, Recformer's encodings) and scores them with the catalogue in ``full_sort_predict_with_new_items``."""
+
+        import torch
 
         from recbole_text.data.atomic import read_item_text
 
@@ -250,7 +252,7 @@ class Recommender:
             features = self.model.new_item_features(self.config, self._dataset, [by_token[t] for t in tokens])
         except ValueError as e:  # items without the text the model reads
             raise RecommendError(f"{path}: {e}") from None
-        self.added_features.append(features)
+        self.added_features = features if self.added_features is None else torch.cat([self.added_features, features])
         self.items += tokens
         self.item_attributes += [dict(by_token[token]) for token in tokens]
         return tokens
@@ -313,7 +315,10 @@ class Recommender:
         batch = Interaction({self.seq_field: seq, self.len_field: lengths}).to(self.device)
         try:
             with torch.no_grad():
-                scores = self.model.full_sort_predict(batch)
+                if self.added_features is None:
+                    scores = self.model.full_sort_predict(batch)
+                else:  # the catalogue and the added items from one encoding of the histories
+                    scores = self.model.full_sort_predict_with_new_items(batch, self.added_features)
         except KeyError as e:
             if not (e.args and isinstance(e.args[0], str)) or e.args[0] in batch:
                 raise
@@ -324,13 +329,9 @@ class Recommender:
         except NotImplementedError:
             raise RecommendError(f"{self.model_name} has no full_sort_predict: it cannot rank the catalogue") from None
         scores = scores.detach().reshape(rows, -1).float().cpu()
-        if scores.shape[1] != self.catalogue_size:
+        if scores.shape[1] != len(self.items):
             raise RecommendError(f"{self.model_name}'s full_sort_predict gave {scores.shape[1]} scores per history, "
-                                 f"expected one per item ({self.catalogue_size} with padding)")
-        if self.added_features:
-            with torch.no_grad():
-                added = [self.model.text_item_scores(batch, features).float().cpu() for features in self.added_features]
-            scores = torch.cat([scores, *added], dim=1)
+                                 f"expected one per item ({len(self.items)} with padding)")
         return scores
 
     def _top(self, scores, ids: Sequence[int], k: int, exclude_seen: bool) -> list[dict]:

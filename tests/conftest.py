@@ -1,7 +1,10 @@
 """Shared fixtures: tiny synthetic text datasets and the location of the real benchmark data."""
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +94,20 @@ def text_data(tmp_path_factory):
     for name, items in (("a", 40), ("b", 30), ("c", 50)):
         write_tiny_dataset(root, name, users=40, items=items, length=10)
     return root, save_tiny_bert(root / "bert", seed=0)
+
+
+def run_cli(*args, cwd, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``run_recbole_text.py *args`` in a fresh process from ``cwd``, output captured."""
+    return subprocess.run([sys.executable, str(REPO / "run_recbole_text.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def cli_run_record(model: str, cwd: Path, *settings: str, timeout: int = 900) -> dict:
+    """Train ``model`` on the embedded ml-100k-text (built under ``cwd/data``) through the CLI; it must succeed
+    and print its test metrics. Returns the run record (``--result_file``)."""
+    result_file = cwd / f"{model}.json"
+    done = run_cli(f"--model={model}", "--dataset=ml-100k-text", f"--data_path={cwd / 'data'}",
+                   "--show_progress=False", f"--result_file={result_file}", *settings, cwd=cwd, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "test result" in done.stdout + done.stderr
+    return json.loads(result_file.read_text())

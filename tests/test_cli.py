@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -11,7 +9,7 @@ import torch
 from recbole_text.cli import build_parser, main, parse_overrides
 from recbole_text.quick_start import run
 
-from conftest import FAST, FAST_ARGS, REPO
+from conftest import FAST, FAST_ARGS, REPO, run_cli
 
 
 def test_help_documents_options():
@@ -116,11 +114,6 @@ def test_runs_started_in_the_same_second_keep_separate_checkpoints(tiny_data, in
     trainer_class = get_trainer(config["MODEL_TYPE"], "SASRec")
     files = {trainer_class(config, get_model("SASRec")(config, train._dataset)).saved_model_file for _ in range(3)}
     assert len(files) == 3
-
-
-def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, str(REPO / "run_recbole_text.py"), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
 
 
 def test_missing_dataset_prints_the_converter_command(in_tmp_cwd):

@@ -11,7 +11,7 @@ import pytest
 from recbole_text.config import TextConfig
 from recbole_text.data.atomic import AtomicFileError, iter_rows, read_item_text
 from recbole_text.data.converters import convert_recformer, converter_command
-from recbole_text.data.converters import recformer as recformer_module
+from recbole_text.data.converters import common as converters_common
 from recbole_text.data.converters.__main__ import main
 from recbole_text.job import build_job
 
@@ -313,7 +313,7 @@ def test_failed_write_keeps_the_existing_folder_and_leaves_no_temp(tmp_path, mon
     def broken(*args, **kwargs):  # fails after Tiny.inter and the split files were written into the temp folder
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(recformer_module, "write_item_text", broken)
+    monkeypatch.setattr(converters_common, "write_item_text", broken)
     with pytest.raises(RuntimeError):
         convert_recformer(src, out)
     with pytest.raises(RuntimeError):

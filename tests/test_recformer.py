@@ -1,7 +1,6 @@
 """Recformer: the model on a tiny random BERT backbone (converted to a Longformer), stages and round trips."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -126,21 +125,11 @@ def test_word_embeddings_are_frozen_in_pretraining(text_data, in_tmp_cwd):
 def test_one_epoch_on_ml100k_text_through_the_cli(in_tmp_cwd):
     """The packaged MiniLM as a Longformer on ml-100k-text's titles, years and genres: one epoch of one RSS
     example per user (CPU-sized: 64 tokens per sequence), stage 2 off; the CLI prints test metrics."""
-    import subprocess
-    import sys
+    from conftest import cli_run_record
 
-    from conftest import REPO
-
-    result_file = in_tmp_cwd / "recformer.json"
-    done = subprocess.run(
-        [sys.executable, str(REPO / "run_recbole_text.py"), "--model=Recformer", "--dataset=ml-100k-text",
-         f"--data_path={in_tmp_cwd / 'data'}", "--epochs=1", "--finetune_stage2=False", "--train_strategy=rss",
-         "--rss_pct=0", "--max_token_num=64", "--max_item_num=10", "--train_batch_size=32", "--eval_batch_size=128",
-         "--show_progress=False", f"--result_file={result_file}"],
-        cwd=in_tmp_cwd, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "test result" in done.stdout + done.stderr
-    record = json.loads(result_file.read_text())
+    record = cli_run_record("Recformer", in_tmp_cwd, "--epochs=1", "--finetune_stage2=False", "--train_strategy=rss",
+                            "--rss_pct=0", "--max_token_num=64", "--max_item_num=10", "--train_batch_size=32",
+                            "--eval_batch_size=128")
     assert record["epochs_run"] == 1 and record["model"] == "Recformer"
     assert record["test_result"]["recall@10"] > 0.006  # a random ranking's: 10 / 1682
     assert list((in_tmp_cwd / "data" / "ml-100k-text" / ".text_cache").glob("ml-100k-text-tokens-*.npz"))

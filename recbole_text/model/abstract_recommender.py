@@ -164,3 +164,11 @@ class SequenceLossRecommender(SequentialRecommender):
     def full_sort_predict(self, interaction):
         state = self.scoring_states(self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]))
         return state @ self.scoring_table().T  # (B, n_items)
+
+    def full_sort_predict_with_new_items(self, interaction, features) -> torch.Tensor:
+        """(B, n_items + n_new): ``full_sort_predict``'s scores, then those of items outside the catalogue (text
+        models: ``features`` from their ``new_item_features``, made scoring rows by their ``new_item_rows``), from
+        one encoding of the sequences."""
+        state = self.scoring_states(self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]))
+        new_rows = self.new_item_rows(features.to(state.device))  # (n_new, d)
+        return state @ torch.cat([self.scoring_table(), new_rows]).T

@@ -24,6 +24,8 @@ the sampled target set for RSS.
         = \\frac{1}{k+1}\\Big[β\\,\\mathrm{softplus}(−s^+) + \\sum_j \\mathrm{softplus}(s^-_j)\\Big]
 
   ``t = 0`` gives β = 1, plain BCE with sampled negatives; ``t = 1`` is fully calibrated.
+* :func:`in_batch_info_nce` — contrastive pretraining (UniSRec, Recformer): row b of ``anchors`` against row b
+  of ``others``, the other rows negatives, except rows marked as the same (e.g. the same target item).
 """
 from __future__ import annotations
 
@@ -119,3 +121,12 @@ def gbce(states, targets, item_embeddings, negatives, beta: float) -> torch.Tens
 
 def _row_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+
+
+def in_batch_info_nce(anchors: torch.Tensor, others: torch.Tensor, same: torch.Tensor, temperature: float) -> torch.Tensor:
+    """InfoNCE of cos(anchors[b], others[b]) / τ against the other rows of ``others``; ``same`` (B, B) marks
+    pairs that are not negatives (another row with the same target), the diagonal always counts."""
+    logits = F.normalize(anchors, dim=-1) @ F.normalize(others, dim=-1).T / temperature  # (B, B)
+    eye = torch.eye(len(logits), dtype=torch.bool, device=logits.device)
+    logits = logits.masked_fill(same & ~eye, float("-inf"))
+    return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))

@@ -64,6 +64,17 @@ def cache_dir(config) -> Path:
     return folder.resolve()
 
 
+def writable_cache_dir(config) -> Path:
+    """:func:`cache_dir`, created if missing; one error naming it and the setting when it cannot be."""
+    where = cache_dir(config)
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"cannot create the text cache folder {where} ({e.strerror}); set text_cache_dir to a "
+                      "writable folder") from None
+    return where
+
+
 def _digest(params: dict, texts: Sequence[str]) -> str:
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
     for text in texts:
@@ -99,7 +110,8 @@ def write_table(path, shape: tuple[int, int], fill: Callable[[np.ndarray], None]
         del table
 
 
-def _write_json(path: Path, record: dict) -> None:
+def write_json(path: Path, record: dict) -> None:
+    """A cache's informational ``.json`` record, written atomically."""
     with atomic_write(path) as f:
         json.dump(record, f, indent=1)
         f.write("\n")
@@ -141,7 +153,7 @@ def resolve_dtype(requested: str, device: torch.device, texts: Sequence[str], fo
     dtype = "bf16" if cosine >= AGREEMENT else "fp32"
     logger.info(f"plm_dtype auto → {dtype}: bf16 vs fp32 smallest cosine {cosine:.6f} on {len(sample)} texts "
                 f"(threshold {AGREEMENT})")
-    _write_json(record_path, {"dtype": dtype, "min_cosine": cosine, "texts": len(sample),
+    write_json(record_path, {"dtype": dtype, "min_cosine": cosine, "texts": len(sample),
                               "device": _device_name(device), **probe_params})
     return dtype, cosine
 
@@ -171,12 +183,7 @@ def ensure_text_embeddings(config, texts: Sequence[str], name: str, fields: Sequ
     device = torch.device(config["device"] if "device" in config and config["device"] is not None else "cpu")
     folder = resolve_encoder(setting(config, "plm_name"))
     fingerprint = encoder_fingerprint(folder)
-    where = cache_dir(config)
-    try:
-        where.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OSError(f"cannot create the text embedding cache folder {where} ({e.strerror}); set text_cache_dir "
-                      "to a writable folder") from None
+    where = writable_cache_dir(config)
     encoder: list[TextEncoder] = []  # loaded at most once, and only when something must be encoded
 
     def get_encoder() -> TextEncoder:
@@ -205,7 +212,7 @@ def ensure_text_embeddings(config, texts: Sequence[str], name: str, fields: Sequ
                                                        chunk_size=chunk_size,
                                                        progress=bool(setting(config, "show_progress"))))
     seconds = time.perf_counter() - start
-    _write_json(path.with_suffix(".json"), {
+    write_json(path.with_suffix(".json"), {
         "version": CACHE_VERSION, "dataset": name, "items": len(texts), "dim": text_encoder.dim,
         "encoded": n_texts, "without_text": len(texts) - 1 - n_texts, "fields": list(fields),
         "plm_name": setting(config, "plm_name"), "encoder": str(folder), "encoder_sha256": fingerprint,

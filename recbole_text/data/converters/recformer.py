@@ -74,8 +74,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recbole_text.data.atomic import ITEM_TEXT_SUFFIX, AtomicFileError, write_atomic_file, write_item_text
-from recbole_text.data.converters.common import check_name, dataset_folder, progress, summary, write_inter
+from recbole_text.data.atomic import AtomicFileError, write_atomic_file
+from recbole_text.data.converters.common import check_name, progress, write_dataset
 
 TEXT_KEYS = ("title", "brand", "category")
 FILES = ("smap.json", "umap.json", "train.json", "val.json", "test.json", "meta_data.json")
@@ -119,14 +119,13 @@ def convert_recformer(src_dir, out_root, name: str | None = None) -> Path:
     if only_single:
         print(f"warning: {len(only_single)} item(s) occur only in sequences of one interaction, e.g. "
               f"{min(only_single)!r}: they are in no pre-split row, so benchmark_filename runs do not rank them")
-    with dataset_folder(out_root, name) as tmp:
-        write_inter(tmp / f"{name}.inter", inter)
+
+    def split_files(folder: Path) -> None:
         for split in SPLITS:
-            write_atomic_file(tmp / f"{name}.{split}.inter", SPLIT_HEADER,
+            write_atomic_file(folder / f"{name}.{split}.inter", SPLIT_HEADER,
                               progress(rows[split], f"write {name}.{split}.inter", total=len(rows[split]), unit="row"))
-        write_item_text(tmp / f"{name}.{ITEM_TEXT_SUFFIX}", TEXT_KEYS, texts)
-    final = Path(out_root) / name
-    print(summary(name, inter) + f" -> {final}")
+
+    final = write_dataset(out_root, name, inter, TEXT_KEYS, texts, more_files=split_files)
     print(f"Recformer's split in {name}.{{train,valid,test}}.inter: " + " / ".join(
         f"{len(rows[split]):,} {split}" for split in SPLITS) + ' rows (--benchmark_filename="[train,valid,test]")')
     return final

@@ -41,6 +41,7 @@ from torch import nn
 
 from recbole_text.config import ConfigError
 from recbole_text.model.abstract_recommender import SequenceLossRecommender
+from recbole_text.model.losses import in_batch_info_nce
 from recbole_text.text.longformer import dense_forward
 
 STAGES = ("pretrain", "finetune")
@@ -111,12 +112,16 @@ class Recformer(SequenceLossRecommender):
                              token_type_ids=inputs["token_type_ids"],
                              global_attention_mask=inputs["global_attention_mask"]).last_hidden_state
 
+    def catalogue_on(self, device):
+        """The tokenised catalogue on ``device``: moved once, with the first batch on the model's device."""
+        self.catalogue = self.catalogue.to(device)  # ItemTokens.to returns itself when already there
+        return self.catalogue
+
     def sequence_inputs(self, item_seq, item_seq_len) -> dict:
         from recbole_text.text.item_tokens import sequence_inputs
 
-        if self.catalogue.device != item_seq.device:  # moved once, with the first batch on the model's device
-            self.catalogue = self.catalogue.to(item_seq.device)
-        return sequence_inputs(self.catalogue, item_seq, item_seq_len, self.max_token_num, self.max_item_num)
+        return sequence_inputs(self.catalogue_on(item_seq.device), item_seq, item_seq_len, self.max_token_num,
+                               self.max_item_num)
 
     def encode_sequence(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         if self.training:
@@ -125,28 +130,33 @@ class Recformer(SequenceLossRecommender):
                                                                   item_seq_len[i:i + self.encode_batch_size]))[:, 0]
                           for i in range(0, len(item_seq), self.encode_batch_size)])
 
-    def encode_items(self, item_ids: torch.Tensor) -> torch.Tensor:
-        """(N,) item ids → (N, d): ``I_i = h_[CLS]([CLS] item i)``, with gradients when training."""
+    def encode_items(self, item_ids: torch.Tensor, catalogue=None) -> torch.Tensor:
+        """(N,) item ids → (N, d): ``I_i = h_[CLS]([CLS] item i)`` of ``catalogue`` (default the dataset's),
+        with gradients when training."""
         from recbole_text.text.item_tokens import item_inputs
 
-        if self.catalogue.device != item_ids.device:
-            self.catalogue = self.catalogue.to(item_ids.device)
-        return self.encode_tokens(item_inputs(self.catalogue, item_ids, self.max_token_num))[:, 0]
+        catalogue = self.catalogue_on(item_ids.device) if catalogue is None else catalogue.to(item_ids.device)
+        return self.encode_tokens(item_inputs(catalogue, item_ids, self.max_token_num))[:, 0]
 
     @torch.no_grad()
-    def refresh_item_table(self) -> None:
-        """Re-encode the whole item table in eval mode, ``item_encode_batch_size`` items at a time."""
+    def encode_catalogue(self, catalogue=None, desc: str = "Recformer item table") -> torch.Tensor:
+        """(n_items − 1, d) float32: every item of ``catalogue`` (default the dataset's) but the padding id, in
+        eval mode, ``item_encode_batch_size`` items at a time, with a progress bar."""
         from tqdm import tqdm
 
+        catalogue = self.catalogue if catalogue is None else catalogue
         was_training = self.training
         self.eval()
-        ids = torch.arange(1, self.n_items, device=self.item_table.device)
-        chunks = ids.split(self.encode_batch_size)
-        for chunk in tqdm(chunks, desc="Recformer item table", disable=not self.show_progress, leave=False):
-            self.item_table[chunk] = self.encode_items(chunk).float()
-        self.item_table[0] = 0
-        self.item_table_ready.fill_(True)
+        ids = torch.arange(1, catalogue.n_items, device=self.item_table.device)
+        chunks = tqdm(ids.split(self.encode_batch_size), desc=desc, disable=not self.show_progress, leave=False)
+        table = torch.cat([self.encode_items(chunk, catalogue).float() for chunk in chunks])
         self.train(was_training)
+        return table
+
+    def refresh_item_table(self) -> None:
+        """Re-encode the whole item table (row 0, padding, stays zero)."""
+        self.item_table[1:] = self.encode_catalogue()
+        self.item_table_ready.fill_(True)
 
     # --- stages (trainer hooks) ---------------------------------------------------------------------------
     def on_epoch_start(self, epoch: int) -> None:
@@ -180,7 +190,7 @@ class Recformer(SequenceLossRecommender):
     def new_item_features(self, config, dataset, attributes: list[dict]) -> torch.Tensor:
         """(n, d) representations ``I`` of items that are not in ``dataset``, from their ``{key: value}``
         attributes: tokenised like the catalogue, encoded by the model as it is now."""
-        from recbole_text.text.item_tokens import attribute_keys, item_inputs, load_tokenizer, tokenize_items
+        from recbole_text.text.item_tokens import attribute_keys, load_tokenizer, tokenize_items
         from recbole_text.text.longformer import resolve_encoder
 
         keys = attribute_keys(config, dataset)
@@ -190,15 +200,11 @@ class Recformer(SequenceLossRecommender):
         if empty:
             raise ValueError(f"{len(empty)} of the items have none of the attributes {', '.join(keys)}, e.g. item "
                              f"number {empty[0] + 1} of the file")
-        ids = torch.arange(1, catalogue.n_items)
-        with torch.no_grad():
-            return torch.cat([self.encode_tokens(item_inputs(catalogue, chunk, self.max_token_num))[:, 0]
-                              for chunk in ids.split(self.encode_batch_size)]).float()
+        return self.encode_catalogue(catalogue, desc="new items")
 
-    def text_item_scores(self, interaction, vectors: torch.Tensor) -> torch.Tensor:
-        """(B, n_new) scores of items given by their representations (:meth:`new_item_features`)."""
-        state = self.scoring_states(self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]))
-        return state @ F.normalize(vectors.to(state.device), dim=-1).T
+    def new_item_rows(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Scoring rows of items given by their representations (:meth:`new_item_features`)."""
+        return F.normalize(vectors, dim=-1)
 
     # --- pretraining --------------------------------------------------------------------------------------
     def calculate_loss(self, interaction):
@@ -209,11 +215,8 @@ class Recformer(SequenceLossRecommender):
         inputs = self.sequence_inputs(item_seq, item_seq_len)
         masked, labels = self.mask_words(inputs)
         hidden = self.encode_tokens(masked)  # (B, W, d)
-        sequences, items = F.normalize(hidden[:, 0], dim=-1), F.normalize(self.encode_items(targets), dim=-1)
-        logits = sequences @ items.T / self.temperature  # (B, B)
-        same = (targets[:, None] == targets[None, :]) & ~torch.eye(len(targets), dtype=torch.bool,
-                                                                    device=targets.device)
-        iic = F.cross_entropy(logits.masked_fill(same, float("-inf")), torch.arange(len(targets), device=targets.device))
+        iic = in_batch_info_nce(hidden[:, 0], self.encode_items(targets), targets[:, None] == targets[None, :],
+                                self.temperature)
         chosen = labels >= 0
         if not chosen.any():
             return iic

@@ -38,7 +38,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from recbole_text.config import ConfigError
+from recbole_text.data.sequence_data import compact_left
 from recbole_text.model.abstract_recommender import LOSSES, NEGATIVE_SHARING
+from recbole_text.model.losses import in_batch_info_nce
 from recbole_text.model.sequential_recommender.seqsasrec import SeqSASRec
 
 STAGES = ("pretrain", "inductive_ft", "transductive_ft")
@@ -174,22 +176,16 @@ class UniSRec(SeqSASRec):
         table = ensure_text_embeddings(config, [""] + texts, f"{dataset.dataset_name}-added", fields)
         return torch.from_numpy(load_table(table, len(texts) + 1)[1:].copy())
 
-    def text_item_scores(self, interaction, plm_vectors: torch.Tensor) -> torch.Tensor:
-        """(B, n_new) scores of items known only by their frozen text vectors ``plm_vectors`` (n_new, plm_size),
-        e.g. items added after training (:meth:`recbole_text.recommend.Recommender.add_items`): adapted by the
-        MoE adaptor (they have no ID embedding) and scored like the catalogue, cos/τ."""
+    def new_item_rows(self, plm_vectors: torch.Tensor) -> torch.Tensor:
+        """Scoring rows of items known only by their frozen text vectors: adapted by the MoE adaptor (they have
+        no ID embedding) and normalised like the catalogue's."""
+        return F.normalize(self.adaptor(plm_vectors), dim=-1)
+
+    def full_sort_predict_with_new_items(self, interaction, features):
         with self._one_table():
-            state = self.scoring_states(self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]))
-        return state @ F.normalize(self.adaptor(plm_vectors.to(state.device)), dim=-1).T
+            return super().full_sort_predict_with_new_items(interaction, features)
 
     # --- pretraining --------------------------------------------------------------------------------------
-    def _info_nce(self, anchors: torch.Tensor, others: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
-        """InfoNCE of row b against column b, the other columns negatives except where ``same`` (B, B) is set."""
-        logits = F.normalize(anchors, dim=-1) @ F.normalize(others, dim=-1).T / self.temperature  # (B, B)
-        eye = torch.eye(len(logits), dtype=torch.bool, device=logits.device)
-        logits = logits.masked_fill(same & ~eye, float("-inf"))
-        return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
-
     def augmented_states(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor, plm: torch.Tensor,
                          ids_embedding: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """The sequence state of a second view: items dropped (prob 0.9, each with ``item_drop_prob``, at least
@@ -198,9 +194,7 @@ class UniSRec(SeqSASRec):
             real = item_seq > 0
             keep = real & (torch.rand(item_seq.shape, device=item_seq.device) >= self.item_drop)
             keep[torch.arange(len(item_seq)), item_seq_len - 1] |= ~keep.any(dim=1)  # never an empty view
-            order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)
-            item_seq = torch.gather(item_seq * keep, 1, order)
-            item_seq_len = keep.sum(dim=1)
+            item_seq, item_seq_len = compact_left(item_seq, keep, item_seq.shape[1])
         else:
             table = self.item_vectors(F.dropout(plm, self.dropout.p, training=True), ids_embedding)
         return self.last_states(item_seq, item_seq_len, table)
@@ -229,6 +223,6 @@ class UniSRec(SeqSASRec):
         table = self.item_vectors(plm, ids_embedding)  # (n, d)
         states = self.last_states(local_seq, item_seq_len, table)  # (B, d)
         same_target = targets[:, None] == targets[None, :]  # (B, B)
-        seq_item = self._info_nce(states, table[local_targets], same_target)
+        seq_item = in_batch_info_nce(states, table[local_targets], same_target, self.temperature)
         augmented = self.augmented_states(local_seq, item_seq_len, plm, ids_embedding, table)
-        return seq_item + self.lambda_ss * self._info_nce(states, augmented, same_target)
+        return seq_item + self.lambda_ss * in_batch_info_nce(states, augmented, same_target, self.temperature)
