@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "data_path). Default: ml-100k-text, the embedded default")
     parser.add_argument("--config_files", default="", help='space-separated YAML files, e.g. "a.yaml b.yaml"')
     parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
-                        help="continue training from a checkpoint of the same model; with --tune (no value): "
+                        help="continue an interrupted run from its resume point (saved/<run>-resume.pth, written after "
+                        "every validation, any stage) or a best-model checkpoint; with --tune (no value): "
                         "continue the interrupted sweep in the experiment folder")
     parser.add_argument("--result_file", default=None, metavar="JSON", help="also write the run record "
                         "(metrics, epochs, timings, peak memory) here, and its training curve beside it")

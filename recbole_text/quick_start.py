@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import resource
 import sys
@@ -39,23 +40,20 @@ def run(
     job = build_job(model, dataset, config_file_list, config_dict)
     config, trainer = job.config, job.trainer
     trainer.epoch_callbacks.extend(epoch_callbacks)
-    if resume:
-        trainer.resume_checkpoint(resume)
 
     show = config["show_progress"]
     if config["epochs"] == 0:  # evaluate the weights as built, e.g. a --pretrained model zero-shot
+        if resume:
+            trainer.resume_checkpoint(resume)
         trainer.eval_collector.data_collect(job.train_data)  # what fit() would have collected (popularity, …)
         best_valid_result = trainer.evaluate(job.valid_data, load_best_model=False, show_progress=show)
         best_valid_score = best_valid_result[config["valid_metric"].lower()]
         test_result = trainer.evaluate(job.test_data, load_best_model=False, show_progress=show)
     else:
-        best_valid_score, best_valid_result = trainer.fit(job.train_data, job.valid_data, saved=saved,
-                                                          show_progress=show)
-        for stage, settings in getattr(job.model, "next_stages", lambda c: [])(config):  # e.g. Recformer's stage 2
-            trainer.begin_stage(stage, **settings)
-            best_valid_score, best_valid_result = trainer.fit(job.train_data, job.valid_data, saved=saved,
-                                                              show_progress=show)
+        best_valid_score, best_valid_result = train_stages(job, saved, resume, show)
         test_result = trainer.evaluate(job.test_data, load_best_model=saved, show_progress=show)
+        if trainer.resume_point_file and os.path.isfile(trainer.resume_point_file):
+            os.remove(trainer.resume_point_file)  # a finished run has nothing left to resume
     result = summarize(config, trainer, best_valid_score, best_valid_result, test_result, perf_counter() - started)
     if is_sequential_full_sort(config, job.test_data):
         from recbole_text.evaluation.target_groups import seen_in_training
@@ -67,6 +65,43 @@ def run(
     if result_file:
         write_run_record(result, result_file)
     return result
+
+
+def train_stages(job, saved: bool, resume: str | None, show: bool):
+    """Fit the first stage, then the model's ``next_stages`` (e.g. Recformer's stage 2), each from the best
+    weights so far. With ``saved``, every validation writes a resume point; ``resume`` continues from a resume
+    point in the stage it was written in (stages it finished are skipped), or from a best-model checkpoint in
+    the first stage."""
+    from recbole_text.compat import CheckpointError
+
+    config, trainer = job.config, job.trainer
+    stages = [(trainer.stage, {}), *getattr(job.model, "next_stages", lambda c: [])(config)]
+    checkpoint = trainer.read_checkpoint(resume) if resume else None
+    point = (checkpoint or {}).get("resume_point")
+    first = 0
+    if point is not None:
+        names = [name for name, _ in stages]
+        if point["stage"] not in names:
+            raise CheckpointError(f"{resume}: a resume point of stage {point['stage']!r}, not one of this run's "
+                                  f"stages ({', '.join(names)})")
+        first = names.index(point["stage"])
+    if saved:
+        stem, ext = os.path.splitext(trainer.saved_model_file)
+        trainer.resume_point_file = resume if point is not None else f"{stem}-resume{ext}"
+        logging.getLogger().info(f"resume point after every validation: {trainer.resume_point_file} "
+                                 f"(continue an interrupted run with --resume={trainer.resume_point_file})")
+    best_valid_score, best_valid_result = trainer.best_valid_score, trainer.best_valid_result
+    for index, (stage, settings) in enumerate(stages[first:], start=first):
+        if index > 0:
+            trainer.begin_stage(stage, **settings)
+        if resume and index == first:
+            trainer.resume_checkpoint(resume, checkpoint)
+            if point is not None and point["stage_finished"]:
+                best_valid_score, best_valid_result = trainer.best_valid_score, trainer.best_valid_result
+                continue
+        best_valid_score, best_valid_result = trainer.fit(job.train_data, job.valid_data, saved=saved,
+                                                          show_progress=show)
+    return best_valid_score, best_valid_result
 
 
 def is_sequential_full_sort(config, eval_data) -> bool:

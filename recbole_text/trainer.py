@@ -12,6 +12,9 @@ own training loop, evaluator and early stopping run unchanged while
   (text models re-encode their item table there);
 * :meth:`SafeCheckpointMixin.begin_stage` starts a further training stage from the best weights so far with a
   fresh optimizer and learning-rate schedule (``lr_scheduler``: ``constant`` or ``linear`` warm-up and decay);
+* with ``resume_point_file`` set, every validated epoch also writes a *resume point*: the current (not the best)
+  weights, optimizer, schedule, early-stopping state, stage, history, the best checkpoint's path and the random
+  states, so ``--resume=<resume point>`` continues a long run where it stopped, in whichever stage it was;
 * :func:`load_pretrained` loads weights by name from a safe checkpoint (``--pretrained=PATH``);
 * ``gradient_accumulation_steps: k`` > 1 applies the mean gradient of ``k`` batches per optimizer step
   (:func:`accumulate_gradients`; the learning-rate schedule counts those steps).
@@ -140,6 +143,10 @@ class SafeCheckpointMixin:
         self.scheduler = None
         self.time_budget_s = config["time_budget_s"]  # stop starting new epochs after this many seconds
         self.stopped_by = None
+        self.resume_point_file = None  # set (e.g. by run()) to write a resume point after every validation
+        self._resumed_scheduler = None  # a resume point's schedule state, applied when fit() builds the schedule
+        self._resumed_loader_rng = None  # and its training loader's generator state, applied by fit()
+        self._train_data = None
         # RecBole names the file <model>-<local time to the second>.pth: two runs started in the same second
         # (a benchmark pair, Ray trials) would overwrite each other's best model
         stem, ext = os.path.splitext(self.saved_model_file)
@@ -148,10 +155,28 @@ class SafeCheckpointMixin:
     # --- records -------------------------------------------------------------------------------------
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         self._fit_started = perf_counter()
+        self._train_data = train_data
+        if self._resumed_loader_rng is not None and getattr(train_data, "generator", None) is not None:
+            train_data.generator.set_state(self._resumed_loader_rng)
+        self._resumed_loader_rng = None
         if self.scheduler is None:
-            self.scheduler = self._build_scheduler(len(train_data) * max(self.epochs - self.start_epoch, 1))
+            resumed = self._resumed_scheduler
+            epochs = self.epochs if resumed else max(self.epochs - self.start_epoch, 1)
+            self.scheduler = self._build_scheduler(len(train_data) * epochs)
+            if resumed and self.scheduler is not None:  # continue the schedule where the resume point left it
+                self.scheduler.load_state_dict(resumed)
+                for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
+                    group["lr"] = lr
+            self._resumed_scheduler = None
+
+        def after_validation(epoch_idx, valid_score):  # RecBole calls it once early stopping is updated
+            if saved and self.resume_point_file:
+                self.save_resume_point(epoch_idx)
+            if callback_fn:
+                callback_fn(epoch_idx, valid_score)
+
         try:
-            result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+            result = super().fit(train_data, valid_data, verbose, saved, show_progress, after_validation)
         except _TimeBudgetReached:
             self.logger.info(f"time budget of {self.time_budget_s} s reached; best epoch kept")
             self.stopped_by = "time_budget"
@@ -279,7 +304,9 @@ class SafeCheckpointMixin:
             self.logger.info(f"Saving current: {path}")
 
     def _load_model_state(self, path) -> dict:
-        checkpoint = load_checkpoint(path, expected_model=self.config["model"], map_location=self.device)
+        return self._load_state(path, self.read_checkpoint(path))
+
+    def _load_state(self, path, checkpoint: dict) -> dict:
         try:
             self.model.load_state_dict(checkpoint["state_dict"])
         except RuntimeError as e:  # shapes or names differ: the checkpoint was trained with another config
@@ -289,14 +316,73 @@ class SafeCheckpointMixin:
         self.model.load_other_parameter(checkpoint.get("other_parameter") or None)
         return checkpoint
 
-    def resume_checkpoint(self, resume_file):
-        self.saved_model_file = str(resume_file)
-        checkpoint = self._load_model_state(resume_file)
+    def save_resume_point(self, epoch: int) -> None:
+        """Write ``resume_point_file`` (atomically): the state after ``epoch``'s validation, see the module doc."""
+        import random
+
+        import numpy as np
+        import torch
+
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return
+        numpy_state = np.random.get_state()
+        generator = getattr(self._train_data, "generator", None)
+        point = {
+            "stage": self.stage,
+            "stage_finished": bool(self.cur_step > self.stopping_step or epoch + 1 >= self.epochs),
+            "best_model_file": self.saved_model_file,
+            "best_valid_result": {k: float(v) for k, v in (self.best_valid_result or {}).items()},
+            "history": self.history,
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "rng": {"torch": torch.get_rng_state(), "python": plain(random.getstate()),
+                    "numpy": [torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],
+                    "loader": generator.get_state() if generator is not None else None},
+        }
+        other = self.model.other_parameter()
+        save_checkpoint(self.resume_point_file, self.config["model"], {
+            "config": self.config, "dataset": self.config["dataset"],
+            "settings": plain(getattr(self.config, "settings", None)), "epoch": epoch, "cur_step": self.cur_step,
+            "best_valid_score": float(self.best_valid_score), "state_dict": self.model.state_dict(),
+            "other_parameter": other if other else {}, "optimizer": self.optimizer.state_dict(), "resume_point": point})
+
+    def read_checkpoint(self, path) -> dict:
+        return load_checkpoint(path, expected_model=self.config["model"], map_location=self.device)
+
+    def resume_checkpoint(self, resume_file, checkpoint: dict | None = None):
+        """Continue from ``resume_file``: a best-model checkpoint (its epoch, optimizer and early-stopping state)
+        or a resume point (also its schedule, history, stage, best checkpoint and random states; the run's
+        current stage must be the resume point's, see ``run()``). Returns the resume point's dict or ``None``."""
+        import random
+
+        import numpy as np
+        import torch
+
+        checkpoint = checkpoint or self.read_checkpoint(resume_file)
+        self._load_state(resume_file, checkpoint)
         self.start_epoch = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
         self.optimizer.load_state_dict(checkpoint["optimizer"])
+        point = checkpoint.get("resume_point")
+        if point is None:
+            self.saved_model_file = str(resume_file)
+        else:
+            if point["stage"] != self.stage:
+                raise CheckpointError(f"{resume_file}: a resume point of stage {point['stage']!r}, but the run is in "
+                                      f"stage {self.stage!r}")
+            self.saved_model_file = point["best_model_file"]
+            if not os.path.isfile(self.saved_model_file):
+                raise CheckpointError(f"{resume_file}: its best checkpoint {self.saved_model_file} is missing")
+            self.best_valid_result = point["best_valid_result"]
+            self.history = list(point["history"])
+            self._resumed_scheduler = point["scheduler"]
+            rng = point["rng"]
+            torch.set_rng_state(rng["torch"])
+            random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
+            np.random.set_state(("MT19937", rng["numpy"][0].numpy().astype(np.uint32), *rng["numpy"][1:]))
+            self._resumed_loader_rng = rng["loader"]
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+        return point
 
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         if load_best_model and eval_data:

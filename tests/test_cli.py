@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -55,6 +56,59 @@ def test_pattern_is_learned_and_resume_continues(tiny_data, in_tmp_cwd):
                   resume=first["checkpoint"])
     assert [r["epoch"] for r in resumed["history"]] == [25, 26]
     assert resumed["test_result"]["recall@10"] > 0.9
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_at(stage: str, epoch: int):
+    """An epoch callback that stops a run at the validation of ``epoch`` of ``stage`` (before its resume point)."""
+    def callback(record):
+        if record["stage"] == stage and record["epoch"] == epoch:
+            raise Interrupted
+    return callback
+
+
+def only_resume_point(folder) -> str:
+    points = sorted(str(p) for p in (folder / "saved").glob("*-resume.pth"))
+    assert len(points) == 1, points
+    return points[0]
+
+
+def test_an_interrupted_run_resumes_from_its_resume_point_as_if_never_stopped(tiny_data, in_tmp_cwd):
+    """The resume point restores weights, optimizer, linear schedule, early stopping, history and random
+    states: the resumed run's epochs and test metrics are the uninterrupted run's, and the point is removed."""
+    config = {**FAST, "data_path": str(tiny_data), "epochs": 4, "stopping_step": 10, "lr_scheduler": "linear",
+              "warmup_steps": 2, "train_strategy": "rss", "rss_pct": 0.5, "dropout_prob": 0.3}
+    full = run("SeqSASRec", "tiny", config_dict=config)
+    assert not list((in_tmp_cwd / "saved").glob("*-resume.pth"))  # a finished run leaves none
+    with pytest.raises(Interrupted):
+        run("SeqSASRec", "tiny", config_dict=config, epoch_callbacks=[interrupt_at("train", 2)])
+    point_file = only_resume_point(in_tmp_cwd)
+    point = torch.load(point_file, weights_only=True)
+    assert point["epoch"] == 1 and point["resume_point"]["stage"] == "train"
+    resumed = run("SeqSASRec", "tiny", config_dict=config, resume=point_file)
+    assert [r["epoch"] for r in resumed["history"]] == [0, 1, 2, 3]
+    for got, want in zip(resumed["history"], full["history"]):
+        assert got["train_loss"] == pytest.approx(want["train_loss"], rel=1e-6)
+        assert got["valid_score"] == pytest.approx(want["valid_score"], abs=1e-6)
+    assert resumed["test_result"] == pytest.approx(full["test_result"], abs=1e-6)
+    assert not Path(point_file).exists()
+
+
+def test_a_resume_point_of_another_stage_is_refused(tiny_data, in_tmp_cwd):
+    from recbole_text.compat import CheckpointError
+
+    config = {**FAST, "data_path": str(tiny_data), "epochs": 2}
+    with pytest.raises(Interrupted):
+        run("SASRec", "tiny", config_dict=config, epoch_callbacks=[interrupt_at("train", 1)])
+    point_file = only_resume_point(in_tmp_cwd)
+    point = torch.load(point_file, weights_only=True)
+    point["resume_point"]["stage"] = "stage2"
+    torch.save(point, point_file)
+    with pytest.raises(CheckpointError, match="stage 'stage2', not one of this run's stages"):
+        run("SASRec", "tiny", config_dict=config, resume=point_file)
 
 
 @pytest.mark.parametrize("model", ["GRU4Rec", "BERT4Rec"])

@@ -78,6 +78,33 @@ def test_run_trains_both_stages(text_data, in_tmp_cwd):
     assert result["test_result"]["recall@10"] >= 0
 
 
+def test_a_run_stopped_in_stage_two_resumes_there_with_the_table_frozen(text_data, in_tmp_cwd):
+    """Interrupted at stage 2's second validation, --resume continues stage 2 (stage 1 is not redone, the table
+    stays the best stage-1 table) and ends as the uninterrupted run."""
+    from recbole_text import run
+    from test_cli import Interrupted, interrupt_at, only_resume_point
+
+    config = settings(text_data, epochs=2, stage2_epochs=2, stopping_step=10, stage2_stopping_step=10)
+    full = run("Recformer", "c", config_dict=config)
+    with pytest.raises(Interrupted):
+        run("Recformer", "c", config_dict=config, epoch_callbacks=[interrupt_at("stage2", 1)])
+    point_file = only_resume_point(in_tmp_cwd)
+    point = torch.load(point_file, weights_only=True)
+    assert point["resume_point"]["stage"] == "stage2" and point["epoch"] == 0
+    best = torch.load(point["resume_point"]["best_model_file"], weights_only=True)["state_dict"]
+    refreshed = []
+    resumed = run("Recformer", "c", config_dict=config, resume=point_file,
+                  epoch_callbacks=[lambda record: refreshed.append(record["stage"])])
+    assert refreshed == ["stage2"]  # only stage 2's last epoch ran
+    assert [(r["stage"], r["epoch"]) for r in resumed["history"]] == [
+        ("finetune", 0), ("finetune", 1), ("stage2", 0), ("stage2", 1)]
+    final = torch.load(resumed["checkpoint"], weights_only=True)["state_dict"]
+    assert torch.equal(final["item_table"], best["item_table"])  # frozen in stage 2
+    for got, want in zip(resumed["history"], full["history"]):
+        assert got["train_loss"] == pytest.approx(want["train_loss"], rel=1e-5)
+    assert resumed["test_result"] == pytest.approx(full["test_result"], abs=1e-5)
+
+
 def test_mlm_masks_whole_words_of_item_tokens_only(text_data, in_tmp_cwd):
     job = build_job("Recformer", "a,b", config_dict=settings(text_data, train_stage="pretrain"), loaders=False,
                     with_trainer=False, log=False)
