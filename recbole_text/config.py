@@ -27,7 +27,7 @@ class ConfigError(ValueError):
 
 # Enumerated settings every model reads (a model adds its own through its ``setting_choices`` attribute).
 SETTING_CHOICES = {
-    "train_strategy": ("prefix", "sequence", "rss"),
+    "train_strategy": ("prefix", "sequence", "rss", "sampled_prefix"),
     "train_windows": ("all", "last"),
     "rss_history": ("full", "recent"),
     "lr_scheduler": ("constant", "linear"),
@@ -55,6 +55,9 @@ def check_settings(final: dict, model_class) -> None:
     if accumulation > 1 and final.get("enable_scaler"):
         raise ConfigError("gradient_accumulation_steps > 1 does not work with enable_scaler (fp16's GradScaler "
                           "unscales at every batch): use bf16 (enable_amp without enable_scaler)")
+    max_steps = final.get("max_steps")
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
+        raise ConfigError(f"max_steps={max_steps!r} must be a whole number of batches, at least 1 (~ = no limit)")
     strategy = final.get("train_strategy") or "prefix"
     supported = getattr(model_class, "train_strategies", PREFIX_ONLY)
     if strategy not in supported:

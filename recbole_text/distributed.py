@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from recbole_text.config import ConfigError
-from recbole_text.trainer import SafeCheckpointMixin, _TimeBudgetReached
+from recbole_text.trainer import SafeCheckpointMixin, _StopTraining
 
 RESULT_FILE = "result.json"
 
@@ -158,7 +158,7 @@ class DistributedTrainerMixin:
         if self.distributed_time_budget_s:
             over = self._clock is not None and perf_counter() - self._clock > self.distributed_time_budget_s
             if _broadcast_json(bool(over)):
-                raise _TimeBudgetReached()
+                raise _StopTraining("time_budget")
         inner = loss_func or self.model.calculate_loss
         cpu = process_time()
         loss = super()._train_epoch(train_data, epoch_idx, loss_func=lambda batch: self.ddp(batch, inner),

@@ -127,8 +127,32 @@ def accumulate_gradients(optimizer, steps: int):
     return optimizer
 
 
-class _TimeBudgetReached(Exception):
-    pass
+class _StopTraining(Exception):
+    """Raised at the start of an epoch that must not run; ``reason`` becomes ``stopped_by``."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class StepLimited:
+    """The first ``limit`` batches of a training loader (``max_steps``); counts the batches it yields."""
+
+    def __init__(self, loader, limit: int):
+        self.loader, self.limit, self.yielded = loader, limit, 0
+
+    def __len__(self) -> int:
+        return min(len(self.loader), self.limit)
+
+    def __getattr__(self, name):  # shuffle, sampler, dataset, … of the wrapped loader
+        return getattr(self.loader, name)
+
+    def __iter__(self):
+        for batch in self.loader:
+            if self.yielded >= self.limit:
+                return
+            self.yielded += 1
+            yield batch
 
 
 class SafeCheckpointMixin:
@@ -142,6 +166,8 @@ class SafeCheckpointMixin:
         self.stage = config["train_stage"] or "train"
         self.scheduler = None
         self.time_budget_s = config["time_budget_s"]  # stop starting new epochs after this many seconds
+        self.max_steps = config["max_steps"]  # batches per stage (checked by the config)
+        self.steps_done = 0  # batches trained in this stage
         self.stopped_by = None
         self.resume_point_file = None  # set (e.g. by run()) to write a resume point after every validation
         self._resumed_scheduler = None  # a resume point's schedule state, applied when fit() builds the schedule
@@ -162,7 +188,10 @@ class SafeCheckpointMixin:
         if self.scheduler is None:
             resumed = self._resumed_scheduler
             epochs = self.epochs if resumed else max(self.epochs - self.start_epoch, 1)
-            self.scheduler = self._build_scheduler(len(train_data) * epochs)
+            steps = len(train_data) * epochs
+            if self.max_steps:
+                steps = min(steps, self.max_steps - (0 if resumed else self.steps_done))
+            self.scheduler = self._build_scheduler(steps)
             if resumed and self.scheduler is not None:  # continue the schedule where the resume point left it
                 self.scheduler.load_state_dict(resumed)
                 for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
@@ -177,9 +206,9 @@ class SafeCheckpointMixin:
 
         try:
             result = super().fit(train_data, valid_data, verbose, saved, show_progress, after_validation)
-        except _TimeBudgetReached:
-            self.logger.info(f"time budget of {self.time_budget_s} s reached; best epoch kept")
-            self.stopped_by = "time_budget"
+        except _StopTraining as stop:
+            self.logger.info(f"{stop.reason} reached; best epoch kept")
+            self.stopped_by = stop.reason
             return self.best_valid_score, self.best_valid_result
         last_epoch = self.history[-1]["epoch"] if self.history else -1
         self.stopped_by = "epochs" if last_epoch + 1 >= self.epochs else "early_stopping"
@@ -188,13 +217,18 @@ class SafeCheckpointMixin:
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         start = perf_counter()
         if self.time_budget_s and self._fit_started and start - self._fit_started > self.time_budget_s:
-            raise _TimeBudgetReached()
+            raise _StopTraining("time_budget")
+        if self.max_steps and self.steps_done >= self.max_steps:
+            raise _StopTraining("max_steps")
+        if self.max_steps:
+            train_data = StepLimited(train_data, self.max_steps - self.steps_done)
         hook = getattr(self.model, "on_epoch_start", None)
         if hook is not None:
             hook(epoch_idx)
         for callback in self.epoch_start_callbacks:
             callback(epoch_idx)
         loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        self.steps_done += train_data.yielded if isinstance(train_data, StepLimited) else len(train_data)
         release_free_memory()
         total = sum(loss) if isinstance(loss, tuple) else loss
         self._epoch_train = {"epoch": epoch_idx, "stage": self.stage, "train_loss": float(total),
@@ -279,7 +313,7 @@ class SafeCheckpointMixin:
             hook(name)
         self.optimizer = self._build_optimizer(params=[p for p in self.model.parameters() if p.requires_grad])
         self.scheduler = None  # rebuilt by fit() over the new stage's epochs
-        self.start_epoch, self.cur_step, self.stage = 0, 0, name
+        self.start_epoch, self.cur_step, self.stage, self.steps_done = 0, 0, name, 0
         self.logger.info(f"training stage {name!r}: fresh optimizer, lr {self.learning_rate}, {self.epochs} epochs")
 
     # --- checkpoints -----------------------------------------------------------------------------------
@@ -329,7 +363,9 @@ class SafeCheckpointMixin:
         generator = getattr(self._train_data, "generator", None)
         point = {
             "stage": self.stage,
-            "stage_finished": bool(self.cur_step > self.stopping_step or epoch + 1 >= self.epochs),
+            "stage_finished": bool(self.cur_step > self.stopping_step or epoch + 1 >= self.epochs
+                                   or (self.max_steps and self.steps_done >= self.max_steps)),
+            "steps_done": self.steps_done,
             "best_model_file": self.saved_model_file,
             "best_valid_result": {k: float(v) for k, v in (self.best_valid_result or {}).items()},
             "history": self.history,
@@ -375,6 +411,7 @@ class SafeCheckpointMixin:
                 raise CheckpointError(f"{resume_file}: its best checkpoint {self.saved_model_file} is missing")
             self.best_valid_result = point["best_valid_result"]
             self.history = list(point["history"])
+            self.steps_done = int(point.get("steps_done", 0))
             self._resumed_scheduler = point["scheduler"]
             rng = point["rng"]
             torch.set_rng_state(rng["torch"])

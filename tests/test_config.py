@@ -207,6 +207,8 @@ def test_pickle_cache_setting_refused(properties, key):
 @pytest.mark.parametrize("settings, message", [
     ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps=0 must be at least 1"),
     ({"gradient_accumulation_steps": 2, "enable_scaler": True}, "does not work with enable_scaler"),
+    ({"max_steps": 0}, "max_steps=0 must be a whole number of batches, at least 1"),
+    ({"max_steps": 2.5}, "max_steps=2.5 must be a whole number"),
 ])
 def test_gradient_accumulation_is_checked_when_the_config_is_built(properties, settings, message):
     from recbole_text.config import ConfigError

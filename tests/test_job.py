@@ -202,6 +202,25 @@ def test_linear_schedule_warms_up_then_decays(tiny_data, in_tmp_cwd):
     assert rates == pytest.approx([0.05, 0.1, 0.1, 0.075, 0.05, 0.025])
 
 
+def test_max_steps_cuts_the_epoch_it_ends_and_the_schedule_spans_it(tiny_data, in_tmp_cwd):
+    from recbole_text import run
+
+    batches = []
+    config = {**FAST, "data_path": str(tiny_data), "train_batch_size": 128, "epochs": 10, "stopping_step": 10,
+              "max_steps": 7, "lr_scheduler": "linear", "warmup_steps": 1}
+    job = build_job("SASRec", "tiny", config_dict=config, log=False)
+    per_epoch = len(job.train_data)
+    assert 7 % per_epoch and per_epoch < 7  # the limit falls inside an epoch
+    original = job.model.calculate_loss
+    job.model.calculate_loss = lambda batch: batches.append(len(batch)) or original(batch)
+    job.trainer.fit(job.train_data, job.valid_data, saved=False)
+    assert len(batches) == 7 and job.trainer.stopped_by == "max_steps"
+    assert len(job.trainer.history) == -(-7 // per_epoch)  # the cut epoch was validated too
+    assert job.trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.0)  # linear decay ended at step 7
+    result = run("SASRec", "tiny", config_dict=config)
+    assert result["stopped_by"] == "max_steps" and result["epochs_run"] == len(job.trainer.history)
+
+
 # ---------------------------------------------------------------- --pretrained
 def _trained_checkpoint(model, tiny_data, **overrides) -> str:
     from recbole_text import run

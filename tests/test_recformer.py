@@ -126,7 +126,8 @@ def test_mlm_masks_whole_words_of_item_tokens_only(text_data, in_tmp_cwd):
 def test_pretrain_then_zero_shot_then_finetune_on_another_catalogue(text_data, in_tmp_cwd):
     from recbole_text import run
 
-    pretrained = run("Recformer", "a,b", config_dict=settings(text_data, train_stage="pretrain", epochs=1))
+    pretrained = run("Recformer", "a,b", config_dict=settings(text_data, train_stage="pretrain", epochs=1,
+                                                             train_strategy="sampled_prefix"))
     assert pretrained["dataset"] == "a+b" and pretrained["history"][0]["train_loss"] > 0
     saved = torch.load(pretrained["checkpoint"], weights_only=True)["state_dict"]
     assert "mlm_bias" in saved
@@ -138,6 +139,22 @@ def test_pretrain_then_zero_shot_then_finetune_on_another_catalogue(text_data, i
     assert job.model.item_table.shape[0] == job.dataset.item_num != saved["item_table"].shape[0]
     job.trainer.fit(job.train_data, job.valid_data, saved=True)
     assert job.trainer.evaluate(job.test_data)["ndcg@10"] >= 0
+
+
+def test_pretraining_masks_and_predicts_words_of_the_target_item_too(text_data, in_tmp_cwd):
+    job = build_job("Recformer", "a", config_dict=settings(text_data, train_stage="pretrain", mlm_probability=1.0),
+                    with_trainer=False, log=False)
+    model, real_mask_words, masked_counts = job.model, job.model.mask_words, []
+
+    def item_side_only(inputs):  # the first call masks the sequences, the second the target items
+        masked, labels = real_mask_words(inputs)
+        masked_counts.append(int((labels >= 0).sum()))
+        return (inputs, torch.full_like(labels, -1)) if len(masked_counts) == 1 else (masked, labels)
+
+    model.mask_words = item_side_only
+    model.calculate_loss(next(iter(job.train_data))).backward()
+    assert len(masked_counts) == 2 and masked_counts[1] > 0
+    assert model.mlm_transform[0].weight.grad.abs().sum() > 0  # the items' masked words were predicted
 
 
 def test_word_embeddings_are_frozen_in_pretraining(text_data, in_tmp_cwd):

@@ -146,7 +146,8 @@ def old_and_new(config, monkeypatch):
 
 
 @pytest.mark.parametrize("strategy, extra", [("sequence", {}), ("sequence", {"train_windows": "last"}),
-                                             ("rss", {}), ("rss", {"rss_history": "recent"})])
+                                             ("rss", {}), ("rss", {"rss_history": "recent"}),
+                                             ("sampled_prefix", {})])
 def test_training_batches_equal_the_prefix_row_path(strategy, extra, tmp_path, in_tmp_cwd, monkeypatch):
     """Same windows / RSS sequences, same user order, same batches (RSS draws included) on one seed."""
     data = write_ragged_dataset(tmp_path)
@@ -161,6 +162,25 @@ def test_training_batches_equal_the_prefix_row_path(strategy, extra, tmp_path, i
             assert torch.equal(old_batch[field], new_batch[field]), field
     for old_part, new_part in ((old_valid, new_valid), (old_test, new_test)):
         assert_same_rows(new_part._dataset, old_part._dataset)
+
+
+def test_sampled_prefix_pairs_a_prefix_with_a_target_from_the_second_half():
+    sequences = torch.tensor([[1, 2, 3, 4, 5, 6, 7, 8], [9, 10, 0, 0, 0, 0, 0, 0], [11, 12, 13, 0, 0, 0, 0, 0]])
+    lengths = torch.tensor([8, 2, 3])
+    seen = [set(), set(), set()]
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        batch = sequence_data.sampled_prefix_batch(sequences, lengths, 3, 0.5, generator)
+        for row in range(3):
+            t = int(batch["input_lengths"][row])
+            target = int(batch["target"][row])
+            position = int((sequences[row] == target).nonzero())
+            seen[row].add(position)
+            # the input is the (at most 3) items right before the target, left-aligned, never empty
+            want = sequences[row, max(0, position - 3):position]
+            assert t == len(want) >= 1 and torch.equal(batch["inputs"][row, :t], want)
+            assert not batch["inputs"][row, t:].any()
+    assert seen == [{4, 5, 6, 7}, {1}, {1, 2}]  # uniform over ⌊0.5·n⌋ … n−1, and position 0 never a target
 
 
 def test_prefix_strategy_and_presplit_data_keep_recboles_rows(tmp_path, in_tmp_cwd):

@@ -13,7 +13,7 @@ from recbole.data.utils import create_samplers, get_dataloader
 from recbole.utils import ModelType
 
 from recbole_text.data.atomic import AtomicFileError
-from recbole_text.data.sequence_data import SequenceTrainDataLoader
+from recbole_text.data.sequence_data import SEQUENCE_STRATEGIES, SequenceTrainDataLoader
 from recbole_text.data.text_dataset import DatasetNotFoundError, TextSequentialDataset, check_dataset_files
 
 
@@ -37,7 +37,7 @@ def create_dataset(config):
 
 
 def sequence_train_loader(config, train_set) -> SequenceTrainDataLoader:
-    """Training loader of ``train_strategy`` sequence/rss (the config checks that the model supports it)."""
+    """Training loader of ``train_strategy`` sequence/rss/sampled_prefix (the config checks that the model supports it)."""
     return SequenceTrainDataLoader(config, train_set, shuffle=config["shuffle"])
 
 
@@ -52,7 +52,7 @@ def data_preparation(config, dataset):
         args = config["train_neg_sample_args"]
         kg_sampler = KGSampler(dataset, args["distribution"], args["alpha"])
         train = get_dataloader(config, "train")(config, train_set, train_sampler, kg_sampler, shuffle=True)
-    elif config["train_strategy"] in ("sequence", "rss"):
+    elif config["train_strategy"] in SEQUENCE_STRATEGIES:
         train = sequence_train_loader(config, train_set)
     else:
         train = get_dataloader(config, "train")(config, train_set, train_sampler, shuffle=config["shuffle"])

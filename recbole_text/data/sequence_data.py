@@ -21,6 +21,12 @@ of two strategies (``train_strategy``):
     (``recent``). ``full`` measured better: ml-100k SeqSASRec-RSS test NDCG@10 0.0447 vs 0.0393 (users average
     106 interactions, so ``recent`` saw half of them), Scientific 0.0502 vs 0.0490.
 
+``sampled_prefix``
+    One (prefix, next item) pair per user per epoch: the target position t is drawn uniformly from
+    ``max(1, ⌊sampled_prefix_start·n⌋) … n−1`` (0-based; 0.5 = the second half, Recformer's pretraining pairs),
+    ``item_id`` = ``s[t]`` and the input is ``s[:t]`` cut to its last ``MAX_ITEM_LIST_LENGTH`` items (never
+    empty, never a later item). Drawn again every epoch.
+
 Validation and test stay RecBole's leave-one-out full-ranking loaders; only training changes.
 Everything is vectorised over the batch (no Python loop over users or items).
 
@@ -43,6 +49,7 @@ from recbole.data.interaction import Interaction
 
 TARGETS = "target_id_list"
 RSS_TARGETS = "rss_targets"
+SEQUENCE_STRATEGIES = ("sequence", "rss", "sampled_prefix")  # the strategies this module's loader serves
 
 
 def prefix_rows(uid: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
@@ -200,6 +207,18 @@ def rss_batch(sequences, lengths, max_len, alpha, pct, generator=None) -> dict[s
     return {"inputs": inputs, "targets": targets, "input_lengths": input_lengths}
 
 
+def sampled_prefix_batch(sequences, lengths, max_len, start, generator=None) -> dict[str, torch.Tensor]:
+    """One (prefix, next item) pair per row: target position t uniform in ``max(1, ⌊start·n⌋) … n−1``, input the
+    last ``max_len`` items before it (left-aligned, 0-padded)."""
+    low = torch.minimum((lengths.double() * start).floor().long().clamp(min=1), lengths - 1)  # (B,)
+    t = low + (torch.rand(len(lengths), generator=generator, dtype=torch.float64) * (lengths - low)).long()  # (B,)
+    first = (t - max_len).clamp(min=0)
+    index = first[:, None] + torch.arange(max_len)[None, :]  # (B, max_len)
+    inside = index < t[:, None]
+    inputs = torch.gather(sequences, 1, index.clamp(max=sequences.shape[1] - 1)) * inside
+    return {"inputs": inputs, "input_lengths": t - first, "target": sequences[torch.arange(len(t)), t]}
+
+
 class SequenceTrainDataLoader:
     """Iterable of :class:`Interaction` batches, one row per window (``sequence``) or user (``rss``), reshuffled
     and resampled every epoch.
@@ -224,8 +243,9 @@ class SequenceTrainDataLoader:
         if self.strategy == "sequence":
             all_windows = config["train_windows"] != "last"
             self.users, self.sequences, self.lengths = training_windows(*histories, self.max_len, all_windows)
-        else:  # one RSS example per user, drawn from its whole history or (rss_history: recent) its last items
-            history = config["rss_history"] or "full"
+        else:  # one example per user, drawn from its whole history or (rss_history: recent) its last items
+            history = config["rss_history"] if self.strategy == "rss" else "full"
+            history = history or "full"
             users, flat, offsets = histories
             lengths = np.diff(offsets)
             if history == "recent":
@@ -235,6 +255,7 @@ class SequenceTrainDataLoader:
             self.users, self.flat = torch.as_tensor(users[keep]), torch.as_tensor(flat)
             self.begin, self.lengths = torch.as_tensor(offsets[1:][keep] - lengths[keep]), torch.as_tensor(lengths[keep])
         self.alpha, self.pct = float(config["rss_alpha"]), float(config["rss_pct"])
+        self.prefix_start = float(config["sampled_prefix_start"] if config["sampled_prefix_start"] is not None else 0.5)
         self.generator = torch.Generator().manual_seed(int(config["seed"]))
 
     def __len__(self) -> int:
@@ -251,6 +272,11 @@ class SequenceTrainDataLoader:
         if self.strategy == "sequence":
             sequences = self.sequences[rows]
             parts, target_field = shifted_batch(sequences, lengths), TARGETS
+        elif self.strategy == "sampled_prefix":
+            sequences = padded_rows(self.flat, self.begin[rows], lengths)
+            parts = sampled_prefix_batch(sequences, lengths, self.max_len, self.prefix_start, self.generator)
+            return Interaction({self.uid_field: self.users[rows], self.list_field: parts["inputs"],
+                                self.length_field: parts["input_lengths"], self.item_field: parts["target"]})
         else:
             sequences = padded_rows(self.flat, self.begin[rows], lengths)
             parts = rss_batch(sequences, lengths, self.max_len, self.alpha, self.pct, self.generator)

@@ -28,7 +28,7 @@ from recbole.data.interaction import Interaction
 from recbole.utils.enum_type import FeatureType
 
 from recbole_text.data.atomic import ITEM_TEXT_SUFFIX, AtomicFileError, check_atomic_file, read_item_text
-from recbole_text.data.sequence_data import history_lists, interaction_histories, prefix_rows
+from recbole_text.data.sequence_data import SEQUENCE_STRATEGIES, history_lists, interaction_histories, prefix_rows
 
 TARGET_ROW = "_target_row"  # while splitting: each row's target, an index into the sorted interaction table
 
@@ -80,7 +80,7 @@ class TextSequentialDataset(SequentialDataset):
 
     def _flat_training(self) -> bool:
         """Whether training sequences come from the interaction table instead of RecBole's prefix rows."""
-        return self.config["train_strategy"] in ("sequence", "rss") and self.config["benchmark_filename"] is None
+        return self.config["train_strategy"] in SEQUENCE_STRATEGIES and self.config["benchmark_filename"] is None
 
     def data_augmentation(self):
         """RecBole's prefix rows; for sequence/RSS training the same rows without their history lists.

@@ -63,7 +63,7 @@ EVAL_TOKENS = 1 << 16  # positions encoded at once outside training (see forward
 class SequenceLossRecommender(SequentialRecommender):
     input_type = InputType.POINTWISE  # RecBole's negative sampler stays off; gBCE samples its own negatives
     output = "positions"
-    train_strategies = ("sequence", "rss", "prefix")
+    train_strategies = ("sequence", "rss", "prefix", "sampled_prefix")
     setting_choices = {"loss_type": LOSSES, "negatives_per": NEGATIVE_SHARING}
 
     def __init_subclass__(cls, **kwargs):

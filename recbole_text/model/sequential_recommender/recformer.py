@@ -17,10 +17,12 @@ dense masks, ``attention_impl: dense``, or Hugging Face's chunked kernels, ``lon
 ``train_stage``:
 
 ``pretrain``
-    ``L = L_IIC + λ·L_MLM`` (λ = ``mlm_weight``, 0.1). IIC: InfoNCE between each row's sequence and its next
-    item, both encoded with gradients, in-batch negatives (rows with the same target are not negatives). MLM:
-    whole words of the sequence's tokens masked with probability ``mlm_probability`` (0.15; of their tokens 80 %
-    → [MASK], 10 % → a random token, 10 % kept) and predicted by ``LayerNorm(GELU(W h + b))`` · word embeddingsᵀ.
+    ``L = L_IIC + λ·L_MLM`` (λ = ``mlm_weight``, 0.1). Both inputs of a row, its sequence and its next item,
+    are masked: whole words of their key and value tokens with probability ``mlm_probability`` (0.15; of their
+    tokens 80 % → [MASK], 10 % → a random token, 10 % kept). MLM predicts them from both encodings with
+    ``LayerNorm(GELU(W h + b))`` · word embeddingsᵀ; IIC is the InfoNCE between the two ``h_[CLS]`` of the same
+    forward passes, with gradients on both sides and in-batch negatives (rows with the same target are not
+    negatives).
     Word embeddings stay frozen. One or several datasets (``--dataset=A,B``).
 ``finetune``
     Two stages (the paper's Algorithm 1). Stage 1: at the start of every epoch the whole item table ``I`` is
@@ -52,7 +54,7 @@ MASK_KEEP, MASK_RANDOM = 0.1, 0.1  # of the masked tokens: kept as they are / re
 class Recformer(SequenceLossRecommender):
     output = "sequence"
     family = "Recformer"
-    train_strategies = ("prefix", "rss")
+    train_strategies = ("prefix", "rss", "sampled_prefix")
     setting_choices = {"loss_type": ("CE",), "train_stage": STAGES, "attention_impl": ATTENTION}
 
     def __init__(self, config, dataset):
@@ -80,8 +82,10 @@ class Recformer(SequenceLossRecommender):
         self.register_buffer("item_table_ready", torch.zeros((), dtype=torch.bool))
         self.table_frozen = False
         if self.stage == "pretrain":
-            if config["train_strategy"] != "prefix":
-                raise ConfigError("Recformer pretraining pairs each prefix with its next item: train_strategy=prefix")
+            if config["train_strategy"] not in ("prefix", "sampled_prefix"):
+                raise ConfigError("Recformer pretraining pairs each prefix with its next item: train_strategy="
+                                  "sampled_prefix (one pair per user per epoch, the target from the second half, as "
+                                  "the paper) or prefix (every prefix)")
             self.backbone.embeddings.word_embeddings.requires_grad_(False)
             self.mlm_probability, self.mlm_weight = float(config["mlm_probability"]), float(config["mlm_weight"])
             self.mlm_transform = nn.Sequential(nn.Linear(d, d), nn.GELU(),
@@ -210,18 +214,22 @@ class Recformer(SequenceLossRecommender):
     def calculate_loss(self, interaction):
         if self.stage != "pretrain":
             return super().calculate_loss(interaction)
+        from recbole_text.text.item_tokens import item_inputs
+
         item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
         targets = interaction[self.POS_ITEM_ID]  # (B,)
-        inputs = self.sequence_inputs(item_seq, item_seq_len)
-        masked, labels = self.mask_words(inputs)
-        hidden = self.encode_tokens(masked)  # (B, W, d)
-        iic = in_batch_info_nce(hidden[:, 0], self.encode_items(targets), targets[:, None] == targets[None, :],
+        sequences, sequence_labels = self.mask_words(self.sequence_inputs(item_seq, item_seq_len))
+        items, item_labels = self.mask_words(item_inputs(self.catalogue_on(targets.device), targets,
+                                                         self.max_token_num))
+        sequence_hidden, item_hidden = self.encode_tokens(sequences), self.encode_tokens(items)  # (B, W·, d)
+        iic = in_batch_info_nce(sequence_hidden[:, 0], item_hidden[:, 0], targets[:, None] == targets[None, :],
                                 self.temperature)
-        chosen = labels >= 0
-        if not chosen.any():
+        hidden = torch.cat([sequence_hidden[sequence_labels >= 0], item_hidden[item_labels >= 0]])  # (M, d)
+        labels = torch.cat([sequence_labels[sequence_labels >= 0], item_labels[item_labels >= 0]])  # (M,)
+        if not len(labels):
             return iic
-        word_logits = self.mlm_transform(hidden[chosen]) @ self.backbone.embeddings.word_embeddings.weight.T
-        return iic + self.mlm_weight * F.cross_entropy(word_logits + self.mlm_bias, labels[chosen])
+        word_logits = self.mlm_transform(hidden) @ self.backbone.embeddings.word_embeddings.weight.T
+        return iic + self.mlm_weight * F.cross_entropy(word_logits + self.mlm_bias, labels)
 
     def mask_words(self, inputs: dict) -> tuple[dict, torch.Tensor]:
         """Whole-word masking of the item tokens: ``(inputs with masked ids, labels (B, W))``, labels = the
