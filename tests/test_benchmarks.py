@@ -91,3 +91,19 @@ def test_sweep_report_keeps_trial_ids_that_look_like_numbers(tmp_path):
     markdown = render(record, "tiny-SeqSASRec-sweep")
     assert "| 4e551_00001 | TERMINATED | epochs | 60 | 13 | 0.06021 | 0.7 | 1.991 |" in markdown
     assert "inf" not in markdown
+
+
+def test_recformer_cpu_benchmark_times_both_precisions_and_writes_its_report(text_data, tmp_path, in_tmp_cwd):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import recformer_cpu
+
+    root, bert = text_data
+    record = recformer_cpu.main(recformer_cpu.parse([
+        "--dataset=c", f"--data_path={root}", f"--plm_name={bert}", "--tokens", "32", "48", "--steps", "2",
+        f"--results={tmp_path}"]))
+    assert set(record["steps"]) == {"32", "48"}
+    assert all(step["fp32_s"] > 0 and step["bf16_s"] > 0 for step in record["steps"].values())
+    assert record["item_table"]["items"] == 49 and record["item_table"]["cosine_mean"] > 0.9  # items seen in c
+    assert record["epoch_estimate_bf16_s"] > 0 and record["peak_rss_mb"] > 0
+    report = (tmp_path / "recformer-cpu.md").read_text()
+    assert "| 48 |" in report and "bf16 autocast" in report

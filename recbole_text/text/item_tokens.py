@@ -177,8 +177,9 @@ def tokenize_items(tokenizer, attributes: Sequence[Mapping[str, str]], keys: Seq
     """Tokenise the catalogue: ``attributes[i]`` is item ``i``'s ``{key: value}`` (``attributes[0]``, the
     padding id, is normally empty). ``keys`` fixes which attributes are read and their order.
 
-    One batched tokenizer call per key and chunk of ``chunk_size`` values, without special tokens, each value
-    cut to what is left of ``max_attr_length`` after its key's tokens."""
+    Items are processed ``chunk_size`` at a time: one batched tokenizer call per key and chunk, without special
+    tokens, each value cut to what is left of ``max_attr_length`` after its key's tokens; each chunk's tokens
+    become one NumPy array, so Python lists only ever hold one chunk."""
     from tqdm import tqdm
 
     max_attr_num, max_attr_length = _limits(max_attr_num, max_attr_length)
@@ -188,38 +189,40 @@ def tokenize_items(tokenizer, attributes: Sequence[Mapping[str, str]], keys: Seq
     key_ids = tokenizer(keys, add_special_tokens=False, return_attention_mask=False,
                         return_token_type_ids=False)["input_ids"] if keys else []
     key_ids = [ids[:max_attr_length] for ids in key_ids]
-    value_ids: list[dict[int, list[int]]] = [{} for _ in keys]  # value_ids[k][item] = its value's tokens
-    todo = [[i for i, picked in enumerate(chosen) if k in picked] for k in range(len(keys))]
-    with tqdm(total=sum(map(len, todo)), desc="item tokens", unit="value", disable=not progress,
-              dynamic_ncols=True) as bar:
-        for k, items in enumerate(todo):
-            room = max_attr_length - len(key_ids[k])
-            if room <= 0:  # the key alone fills the attribute
-                bar.update(len(items))
-                continue
-            for start in range(0, len(items), chunk_size):
-                part = items[start:start + chunk_size]
-                ids = tokenizer([values[i][k] for i in part], add_special_tokens=False, truncation=True,
-                                max_length=room, return_attention_mask=False,
-                                return_token_type_ids=False)["input_ids"]
-                value_ids[k].update(zip(part, ids))
-                bar.update(len(part))
     lengths = np.zeros(len(attributes), dtype=np.int64)
-    flat_tokens: list[int] = []
-    flat_types: list[int] = []
-    for i, picked in enumerate(chosen):
-        for k in picked:
-            name, value = key_ids[k], value_ids[k].get(i, [])
-            flat_tokens += name
-            flat_tokens += value
-            flat_types += [KEY_TYPE] * len(name)
-            flat_types += [VALUE_TYPE] * len(value)
-            lengths[i] += len(name) + len(value)
+    token_parts: list[np.ndarray] = []  # one array per chunk of items: Python lists never hold the catalogue
+    type_parts: list[np.ndarray] = []
+    with tqdm(total=sum(map(len, chosen)), desc="item tokens", unit="value", disable=not progress,
+              dynamic_ncols=True) as bar:
+        for start in range(0, len(attributes), chunk_size):
+            rows = range(start, min(start + chunk_size, len(attributes)))
+            value_ids: list[dict[int, list[int]]] = []  # value_ids[k][item] = its value's tokens, this chunk
+            for k, name in enumerate(key_ids):
+                items = [i for i in rows if k in chosen[i]]
+                room = max_attr_length - len(name)
+                ids = tokenizer([values[i][k] for i in items], add_special_tokens=False, truncation=True,
+                                max_length=room, return_attention_mask=False,
+                                return_token_type_ids=False)["input_ids"] if items and room > 0 else []
+                value_ids.append(dict(zip(items, ids)))  # room ≤ 0: the key alone fills the attribute
+                bar.update(len(items))
+            tokens: list[int] = []
+            segments: list[int] = []  # lengths of the chunk's key and value runs, alternating
+            for i in rows:
+                for k in chosen[i]:
+                    value = value_ids[k].get(i, [])
+                    tokens += key_ids[k]
+                    tokens += value
+                    segments += (len(key_ids[k]), len(value))
+                    lengths[i] += len(key_ids[k]) + len(value)
+            token_parts.append(np.asarray(tokens, dtype=np.int64))
+            type_parts.append(np.repeat(np.tile([KEY_TYPE, VALUE_TYPE], len(segments) // 2), segments))
     offsets = np.zeros(len(attributes) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
+    flat_tokens = np.concatenate(token_parts) if token_parts else np.zeros(0, dtype=np.int64)
+    flat_types = np.concatenate(type_parts).astype(np.int64) if type_parts else np.zeros(0, dtype=np.int64)
     cls_id, pad_id = special_ids(tokenizer)
-    return ItemTokens(torch.tensor(flat_tokens, dtype=torch.int64), torch.tensor(flat_types, dtype=torch.int64),
-                      torch.from_numpy(offsets), cls_id, pad_id)
+    return ItemTokens(torch.from_numpy(flat_tokens), torch.from_numpy(flat_types), torch.from_numpy(offsets),
+                      cls_id, pad_id)
 
 
 # ------------------------------------------------------------------------------------------------------- cache

@@ -1,0 +1,184 @@
+"""Recformer's cost on this CPU: item-table encoding, training steps and evaluation, fp32 vs bf16 autocast.
+
+    python benchmarks/recformer_cpu.py                     # Scientific, the CPU profile (Recformer.yaml)
+    python benchmarks/recformer_cpu.py --tokens 128 256    # the sequence lengths to time
+
+Builds the model of ``--model=Recformer --dataset=Scientific`` (the packaged MiniLM converted to a Longformer,
+dense attention) and measures, after waiting for a quiet machine (as ``text_encoder.py``):
+
+* the item table (``encode_catalogue``: every item, ``item_encode_batch_size`` at a time, no gradients): items/s
+  in fp32 and under bf16 autocast, and the cosine between the two tables' rows;
+* a training step (forward, backward, AdamW) on ``train_batch_size`` RSS rows of the training loader, for each
+  ``max_token_num`` of ``--tokens``, fp32 and bf16, seconds per step (median of ``--steps`` after one warm-up);
+* evaluation: sequences/s of the sequence encoder (no gradients) at the profile's ``max_token_num``, fp32 and
+  bf16, and what an epoch costs by that arithmetic (steps × s/step + table + validation);
+* the process's peak RSS.
+
+Results: ``benchmarks/results/recformer-cpu.json`` (``{"runs": [...]}``, appended) and ``.md`` (the latest run).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from text_encoder import RESULTS, ROOT, load, machine, peak_rss_mb, wait_until_quiet  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
+
+
+def build(args, tokens: int):
+    from recbole_text.job import build_job
+
+    settings = {"max_token_num": tokens, "show_progress": False, "plm_name": args.plm_name}
+    if args.data_path:
+        settings["data_path"] = args.data_path
+    return build_job("Recformer", args.dataset, config_dict=settings, with_trainer=False, log=False)
+
+
+def timed_table(model, bf16: bool):
+    import torch
+
+    start = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        table = model.encode_catalogue()
+    return time.perf_counter() - start, table
+
+
+def step_seconds(model, batches, bf16: bool, steps: int) -> float:
+    import torch
+
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    times = []
+    for index, batch in zip(range(steps + 1), batches):
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model.calculate_loss(batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if index:  # the first step warms up (allocations, oneDNN kernels)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def sequences_per_second(model, batch, bf16: bool, repeats: int = 3) -> float:
+    import torch
+
+    model.eval()
+    seq, length = batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        model.encode_sequence(seq, length)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            model.encode_sequence(seq, length)
+    return repeats * len(seq) / (time.perf_counter() - start)
+
+
+def main(args) -> dict:
+    import torch
+
+    quiet = wait_until_quiet(args.max_load, args.wait_s)
+    record = {"machine": machine(), "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "load_before": quiet,
+              "torch_threads": torch.get_num_threads(), "dataset": args.dataset, "steps": {}}
+    profile_tokens = args.tokens[0]
+    for tokens in args.tokens:
+        job = build(args, tokens)
+        model = job.model
+        if tokens == profile_tokens:
+            fp32_s, fp32_table = timed_table(model, bf16=False)
+            bf16_s, bf16_table = timed_table(model, bf16=True)
+            cosine = torch.nn.functional.cosine_similarity(fp32_table, bf16_table.float(), dim=-1)
+            items = len(fp32_table)
+            record["item_table"] = {"items": items, "fp32_items_per_s": items / fp32_s,
+                                    "bf16_items_per_s": items / bf16_s, "fp32_s": fp32_s, "bf16_s": bf16_s,
+                                    "cosine_min": float(cosine.min()), "cosine_mean": float(cosine.mean())}
+            model.item_table[1:] = fp32_table
+            model.item_table_ready.fill_(True)
+            eval_batch = next(iter(job.valid_data))[0]
+            record["evaluation"] = {"rows": len(eval_batch), "max_token_num": tokens,
+                                    "fp32_sequences_per_s": sequences_per_second(model, eval_batch, bf16=False),
+                                    "bf16_sequences_per_s": sequences_per_second(model, eval_batch, bf16=True)}
+            record["train_steps_per_epoch"] = len(job.train_data)
+            record["valid_rows"] = len(job.valid_data.dataset.inter_feat)
+        else:
+            model.refresh_item_table()
+        batches = list(zip(range(args.steps + 1), job.train_data))
+        batches = [batch for _, batch in batches]
+        record["steps"][str(tokens)] = {"batch": len(batches[0]),
+                                        "fp32_s": step_seconds(model, batches, bf16=False, steps=args.steps),
+                                        "bf16_s": step_seconds(model, batches, bf16=True, steps=args.steps)}
+        del job, model
+    steps, table, evaluation = record["train_steps_per_epoch"], record["item_table"], record["evaluation"]
+    for dtype in ("fp32", "bf16"):  # training in `dtype`, the table and validation as the trainer runs them: fp32
+        record[f"epoch_estimate_{dtype}_s"] = (steps * record["steps"][str(profile_tokens)][f"{dtype}_s"]
+                                              + table["fp32_s"] + record["valid_rows"] / evaluation["fp32_sequences_per_s"])
+    record["peak_rss_mb"] = peak_rss_mb()
+    record["load_after"] = load()
+    write(record, args.fresh, Path(args.results))
+    return record
+
+
+def render(record: dict) -> str:
+    table, evaluation = record["item_table"], record["evaluation"]
+    lines = ["# Recformer on this CPU: fp32 vs bf16 autocast", "",
+             f"- machine: {record['machine']} ({record['torch_threads']} torch threads)",
+             f"- command: `{record['command']}`", f"- date: {record['date']}",
+             f"- 1-minute load average when measuring / after: {record['load_before']['load_when_measuring']:.2f} / "
+             f"{record['load_after']:.2f}",
+             f"- dataset: {record['dataset']}; backbone: the packaged all-MiniLM-L6-v2 converted to a Longformer "
+             "(dense attention); peak RSS of the process: " f"{record['peak_rss_mb']:.0f} MB", "",
+             "## Item table (every item, no gradients)", "",
+             "| | items/s | seconds |", "|---|---|---|",
+             f"| fp32 | {table['fp32_items_per_s']:.0f} | {table['fp32_s']:.1f} |",
+             f"| bf16 autocast | {table['bf16_items_per_s']:.0f} | {table['bf16_s']:.1f} |", "",
+             f"{table['items']} items; cosine between the fp32 and bf16 rows: min {table['cosine_min']:.4f}, "
+             f"mean {table['cosine_mean']:.4f}.", "",
+             "## Training step (forward + backward + AdamW)", "",
+             "| max_token_num | rows | fp32 s/step | bf16 s/step | bf16 speed-up |", "|---|---|---|---|---|"]
+    for tokens, step in record["steps"].items():
+        lines.append(f"| {tokens} | {step['batch']} | {step['fp32_s']:.2f} | {step['bf16_s']:.2f} | "
+                     f"{step['fp32_s'] / step['bf16_s']:.2f}× |")
+    lines += ["", f"## Evaluation (sequence encoder, {evaluation['rows']} rows, {evaluation['max_token_num']} tokens)", "",
+              f"fp32 {evaluation['fp32_sequences_per_s']:.0f} sequences/s, bf16 autocast "
+              f"{evaluation['bf16_sequences_per_s']:.0f} sequences/s.", "",
+              "## One stage-1 epoch by these figures", "",
+              f"{record['train_steps_per_epoch']} steps (one RSS target per user) + the item table + validation of "
+              f"{record['valid_rows']} rows (both fp32, as the trainer runs them): "
+              f"{record['epoch_estimate_fp32_s']:.0f} s with fp32 training, {record['epoch_estimate_bf16_s']:.0f} s "
+              "with bf16 autocast training.", ""]
+    return "\n".join(lines)
+
+
+def write(record: dict, fresh: bool, results: Path = RESULTS) -> None:
+    path = results / "recformer-cpu.json"
+    runs = [] if fresh or not path.exists() else json.loads(path.read_text())["runs"]
+    runs.append(record)
+    path.write_text(json.dumps({"runs": runs}, indent=2))
+    (results / "recformer-cpu.md").write_text(render(record))
+
+
+def parse(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="Scientific")
+    parser.add_argument("--tokens", type=int, nargs="+", default=[128, 256],
+                        help="max_token_num values to time (the first is also used for the table and evaluation)")
+    parser.add_argument("--steps", type=int, default=4, help="timed training steps per setting (after one warm-up)")
+    parser.add_argument("--max_load", type=float, default=0.5)
+    parser.add_argument("--wait_s", type=float, default=0.0, help="wait up to this long for a quiet machine")
+    parser.add_argument("--fresh", action="store_true", help="start a new results list")
+    parser.add_argument("--plm_name", default=None, help="backbone (default: the packaged MiniLM)")
+    parser.add_argument("--data_path", default=None, help="folder holding the dataset (default: the config's)")
+    parser.add_argument("--results", default=str(RESULTS), help="where the JSON and Markdown go")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(parse()), indent=2))
