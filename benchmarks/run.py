@@ -80,7 +80,7 @@ def run_one(model: str, dataset: str, label: str, overrides: list[str], results:
 def time_to_reach(record: dict, score: float) -> float | None:
     """Training wall time (s) at the first validation whose score reached ``score`` (None if never)."""
     for epoch in record["history"]:
-        if epoch["valid_score"] >= score:
+        if epoch["valid_score"] is not None and epoch["valid_score"] >= score:
             return epoch["elapsed_s"]
     return None
 
@@ -99,9 +99,10 @@ def baseline_comparison(records: dict, baseline: str) -> list[str]:
             continue
         reached = time_to_reach(r, target)
         fraction = f"{reached / base_time:.3f}" if reached is not None and base_time else "never"
-        delta = {m: r["test_result"][m] - base["test_result"][m] for m in ("ndcg@10", "recall@10")}
+        delta = {m: (f"{r['test_result'][m] - base['test_result'][m]:+.4f}"
+                     if m in r["test_result"] and m in base["test_result"] else MISSING) for m in ("ndcg@10", "recall@10")}
         lines.append(f"| {label} | {reached if reached is None else round(reached, 1)} | {fraction} | "
-                     f"{delta['ndcg@10']:+.4f} | {delta['recall@10']:+.4f} |")
+                     f"{delta['ndcg@10']} | {delta['recall@10']} |")
     return lines + [""]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import platform
 import resource
@@ -48,23 +49,37 @@ def run(
         trainer.eval_collector.data_collect(job.train_data)  # what fit() would have collected (popularity, …)
         best_valid_result = trainer.evaluate(job.valid_data, load_best_model=False, show_progress=show)
         best_valid_score = best_valid_result[config["valid_metric"].lower()]
-        test_result = trainer.evaluate(job.test_data, load_best_model=False, show_progress=show)
+        test_result, by_target = evaluate_test(job, show)
     else:
         best_valid_score, best_valid_result = train_stages(job, saved, resume, show)
-        test_result = trainer.evaluate(job.test_data, load_best_model=saved, show_progress=show)
+        if config["eval_step"] <= 0:  # train only: the checkpoint is the last epoch's, nothing is evaluated
+            logging.getLogger().info("eval_step ≤ 0: no validation and no test (train only)")
+            test_result, by_target = {}, None
+        else:
+            if saved:
+                trainer.load_best_model()
+            test_result, by_target = evaluate_test(job, show)
         if trainer.resume_point_file and os.path.isfile(trainer.resume_point_file):
             os.remove(trainer.resume_point_file)  # a finished run has nothing left to resume
     result = summarize(config, trainer, best_valid_score, best_valid_result, test_result, perf_counter() - started)
-    if is_sequential_full_sort(config, job.test_data):
-        from recbole_text.evaluation.target_groups import seen_in_training
-
-        result["test_by_target"] = trainer.evaluate_by_target(job.test_data, seen_in_training(job.train_data))
+    if by_target is not None:
+        result["test_by_target"] = by_target
     if config["calibration_report"]:
         result["calibration"] = calibration_rows(config, job.model, job.test_data)
     logging.getLogger().info(f"test result: {result['test_result']}")
     if result_file:
         write_run_record(result, result_file)
     return result
+
+
+def evaluate_test(job, show: bool) -> tuple[dict, dict | None]:
+    """Test metrics of the model as it is, and for sequential full-sort evaluation the seen / unseen target
+    groups from the same pass (``None`` otherwise)."""
+    if not is_sequential_full_sort(job.config, job.test_data):
+        return job.trainer.evaluate(job.test_data, load_best_model=False, show_progress=show), None
+    from recbole_text.evaluation.target_groups import seen_in_training
+
+    return job.trainer.evaluate_with_target_groups(job.test_data, seen_in_training(job.train_data))
 
 
 def train_stages(job, saved: bool, resume: str | None, show: bool):
@@ -121,7 +136,8 @@ def calibration_rows(config, model, test_data) -> list[dict]:
 
 def summarize(config, trainer, best_valid_score, best_valid_result, test_result, wall_s) -> dict:
     history = trainer.history
-    best = max(history, key=lambda r: r["valid_score"] * (1 if trainer.valid_metric_bigger else -1), default=None)
+    validated = [r for r in history if r["valid_score"] is not None]
+    best = max(validated, key=lambda r: r["valid_score"] * (1 if trainer.valid_metric_bigger else -1), default=None)
     train_seconds = [r["train_s"] for r in history]
     return {
         "model": config["model"],
@@ -130,7 +146,7 @@ def summarize(config, trainer, best_valid_score, best_valid_result, test_result,
         "train_strategy": config["train_strategy"],
         "loss_type": config["loss_type"],
         "gbce_t": config["gbce_t"] if config["loss_type"] == "gBCE" else None,
-        "best_valid_score": float(best_valid_score),
+        "best_valid_score": float(best_valid_score) if math.isfinite(float(best_valid_score)) else None,
         "best_valid_result": {k: float(v) for k, v in (best_valid_result or {}).items()},
         "test_result": {k: float(v) for k, v in (test_result or {}).items()},
         "epochs_run": len(history),
@@ -185,7 +201,8 @@ def plot_training_curve(result: dict, png_path) -> None:
     fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(10, 3.5))
     loss_ax.plot(epochs, [r["train_loss"] for r in result["history"]], marker="o")
     loss_ax.set(xlabel="epoch", ylabel="training loss", title=f"{result['model']} on {result['dataset']}")
-    metric_ax.plot(epochs, [r["valid_score"] for r in result["history"]], marker="o", color="tab:green")
+    validated = [r for r in result["history"] if r["valid_score"] is not None]
+    metric_ax.plot([r["epoch"] for r in validated], [r["valid_score"] for r in validated], marker="o", color="tab:green")
     metric_ax.set(xlabel="epoch", ylabel=f"valid {result['valid_metric']}", title="validation")
     fig.tight_layout()
     fig.savefig(png_path, dpi=100)

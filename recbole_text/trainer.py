@@ -233,6 +233,9 @@ class SafeCheckpointMixin:
         total = sum(loss) if isinstance(loss, tuple) else loss
         self._epoch_train = {"epoch": epoch_idx, "stage": self.stage, "train_loss": float(total),
                              "train_s": perf_counter() - start}
+        if self.eval_step <= 0:  # train only (e.g. pretraining): the epoch is recorded without a validation
+            self.history.append({**self._epoch_train, "valid_s": 0.0, "valid_score": None, "valid_result": {},
+                                 "elapsed_s": perf_counter() - (self._fit_started or start)})
         return loss
 
     def _valid_epoch(self, valid_data, show_progress=False):
@@ -423,29 +426,38 @@ class SafeCheckpointMixin:
 
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         if load_best_model and eval_data:
-            path = model_file or self.saved_model_file
-            self._load_model_state(path)
-            self.logger.info(f"Loading model structure and parameters from {path}")
+            self.load_best_model(model_file)
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+
+    def load_best_model(self, model_file=None) -> None:
+        path = model_file or self.saved_model_file
+        self._load_model_state(path)
+        self.logger.info(f"Loading model structure and parameters from {path}")
 
     # --- evaluation ------------------------------------------------------------------------------------
     def evaluate_by_target(self, eval_data, seen_items) -> dict:
         """The metrics of ``eval_data`` (a full-sort loader; its model already loaded) split by whether each
         row's target item was seen in training: ``{"seen": {"rows": n, metric: value, …}, "unseen": {…}}``.
-        ``seen_items`` is an (n_items,) bool tensor. One pass; each group gets its own copy of the collector
-        (which holds the training statistics the beyond-accuracy metrics need)."""
+        ``seen_items`` is an (n_items,) bool tensor."""
+        return self.evaluate_with_target_groups(eval_data, seen_items)[1]
+
+    def evaluate_with_target_groups(self, eval_data, seen_items) -> tuple[dict, dict]:
+        """``(metrics of all rows, as evaluate() gives them; evaluate_by_target's groups)`` from one pass over
+        ``eval_data``: the scores of a text model's evaluation are its costliest part. Each group gets its own
+        copy of the collector (which holds the training statistics the beyond-accuracy metrics need)."""
         import copy
 
         import torch
 
         self.model.eval()
         self.tot_item_num = eval_data._dataset.item_num
-        collectors = {"seen": copy.deepcopy(self.eval_collector), "unseen": copy.deepcopy(self.eval_collector)}
-        rows = dict.fromkeys(collectors, 0)
+        groups = {"seen": copy.deepcopy(self.eval_collector), "unseen": copy.deepcopy(self.eval_collector)}
+        rows = dict.fromkeys(groups, 0)
         seen_items = seen_items.to(self.device)
         with torch.no_grad():
             for batched_data in eval_data:
                 interaction, scores, positive_u, positive_i = self._full_sort_batch_eval(batched_data)
+                self.eval_collector.eval_batch_collect(scores, interaction, positive_u, positive_i)
                 positive_u, positive_i = positive_u.to(scores.device), positive_i.to(scores.device)
                 row_seen = torch.zeros(len(scores), dtype=torch.bool, device=scores.device)
                 row_seen[positive_u] = seen_items[positive_i]  # sequential evaluation: one target per row
@@ -456,13 +468,16 @@ class SafeCheckpointMixin:
                     renumbered = torch.full((len(scores),), -1, dtype=torch.long, device=scores.device)
                     renumbered[index] = torch.arange(len(index), device=scores.device)
                     keep = in_group[positive_u]
-                    collectors[group].eval_batch_collect(scores[index], interaction[index.cpu()],
-                                                         renumbered[positive_u[keep]], positive_i[keep])
+                    groups[group].eval_batch_collect(scores[index], interaction[index.cpu()],
+                                                     renumbered[positive_u[keep]], positive_i[keep])
                     rows[group] += len(index)
-        return {group: {"rows": rows[group], **({k: float(v) for k, v in
-                                                 self.evaluator.evaluate(collector.get_data_struct()).items()}
-                                                if rows[group] else {})}
-                for group, collector in collectors.items()}
+        self.eval_collector.model_collect(self.model)
+        whole = self.evaluator.evaluate(self.eval_collector.get_data_struct())
+        by_group = {group: {"rows": rows[group], **({k: float(v) for k, v in
+                                                     self.evaluator.evaluate(collector.get_data_struct()).items()}
+                                                    if rows[group] else {})}
+                    for group, collector in groups.items()}
+        return whole, by_group
 
     def _full_sort_batch_eval(self, batched_data):
         interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(batched_data)

@@ -126,9 +126,13 @@ def test_mlm_masks_whole_words_of_item_tokens_only(text_data, in_tmp_cwd):
 def test_pretrain_then_zero_shot_then_finetune_on_another_catalogue(text_data, in_tmp_cwd):
     from recbole_text import run
 
-    pretrained = run("Recformer", "a,b", config_dict=settings(text_data, train_stage="pretrain", epochs=1,
-                                                             train_strategy="sampled_prefix"))
+    # train only (no validation, no test: pretraining data can be large), 4 batches: one epoch of 3 and one cut short
+    pretrained = run("Recformer", "a,b", config_dict=settings(text_data, train_stage="pretrain", epochs=5,
+                                                             train_strategy="sampled_prefix", eval_step=0,
+                                                             max_steps=4))
     assert pretrained["dataset"] == "a+b" and pretrained["history"][0]["train_loss"] > 0
+    assert [r["valid_score"] for r in pretrained["history"]] == [None, None] and pretrained["test_result"] == {}
+    assert pretrained["stopped_by"] == "max_steps"
     saved = torch.load(pretrained["checkpoint"], weights_only=True)["state_dict"]
     assert "mlm_bias" in saved
     zero_shot = run("Recformer", "c", config_dict=settings(text_data, pretrained=pretrained["checkpoint"], epochs=0))

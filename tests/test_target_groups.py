@@ -26,6 +26,8 @@ def test_groups_partition_the_test_rows_and_average_to_the_whole(model, strategy
     for metric in ("recall@10", "ndcg@10", "mrr@10"):
         mixed = (groups["seen"]["rows"] * groups["seen"][metric] + groups["unseen"]["rows"] * groups["unseen"][metric]) / n
         assert mixed == pytest.approx(whole[metric], abs=1e-3)
+    together, again = job.trainer.evaluate_with_target_groups(job.test_data, pretend)
+    assert dict(together) == pytest.approx(dict(whole), abs=1e-12) and again == groups  # one pass gives both
     everything = job.trainer.evaluate_by_target(job.test_data, seen)
     assert everything["unseen"] == {"rows": 0}
     assert everything["seen"]["recall@10"] == pytest.approx(whole["recall@10"], abs=1e-4)
