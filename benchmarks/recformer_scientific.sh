@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Recformer benchmarks on 2 CPU cores, one run after another (about 2.5 hours in all):
+#   main     the used-by command on Scientific (UniSRec's split), the CPU profile of Recformer.yaml:
+#            python run_recbole_text.py --model=Recformer --dataset=Scientific  (5 + 2 epochs; results/Scientific.md)
+#   cpu      item-table items/s, s/step at 128 and 256 tokens, evaluation sequences/s, fp32 vs bf16 autocast
+#            (results/recformer-cpu.md)
+#   own      Recformer's own split (Scientific-Recformer, 11,041 users): gSASRec, stock SASRec and Recformer
+#            (3 + 1 epochs: the CPU profile's 5 + 2 did not fit the sitting; results/Scientific-Recformer.md)
+#   pretrain pretraining on Office + Instruments + Games (sampled prefixes, 300 batches of 16: what a sitting
+#            allows, not the paper's 32 epochs), then zero-shot on Scientific (results/Office+Instruments+Games.md,
+#            results/Scientific.md)
+# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|cpu|own|pretrain]...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B="python benchmarks/run.py"
+PRE=Office+Instruments+Games
+[ -d dataset/data/Scientific-Recformer ] || python -m recbole_text.data.converters recformer \
+  --src ../shared/data/Scientific-Recformer --out dataset/data
+main() {
+  $B --dataset Scientific --models Recformer
+}
+cpu() {
+  python benchmarks/recformer_cpu.py --tokens 128 256
+}
+own() {
+  $B --dataset Scientific-Recformer --models gSASRec -- --num_negatives=1024 --stopping_step=30 --time_budget_s=300 \
+     --show_progress=False
+  $B --dataset Scientific-Recformer --models SASRec -- --stopping_step=5 --time_budget_s=600 --show_progress=False
+  $B --dataset Scientific-Recformer --models Recformer -- --epochs=3 --stage2_epochs=1
+}
+pretrain() {
+  $B --dataset $PRE --models Recformer --label_suffix=-pretrain --baseline=UniSRec-pretrain -- --train_stage=pretrain \
+     --train_strategy=sampled_prefix --max_steps=300 --epochs=1 --eval_step=0
+  CKPT=$(python -c "import json; print(json.load(open('benchmarks/runs/$PRE-Recformer-pretrain.json'))['checkpoint'])")
+  $B --dataset Scientific --models Recformer --label_suffix=-zero-shot -- --pretrained=$CKPT --epochs=0
+}
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(main cpu own pretrain)
+for step in "${steps[@]}"; do $step; done
