@@ -82,11 +82,11 @@ def evaluate_test(job, show: bool) -> tuple[dict, dict | None]:
     return job.trainer.evaluate_with_target_groups(job.test_data, seen_in_training(job.train_data))
 
 
-def train_stages(job, saved: bool, resume: str | None, show: bool):
+def train_stages(job, saved: bool, resume: str | None, show: bool, callback_fn=None, resume_points: bool = True):
     """Fit the first stage, then the model's ``next_stages`` (e.g. Recformer's stage 2), each from the best
-    weights so far. With ``saved``, every validation writes a resume point; ``resume`` continues from a resume
-    point in the stage it was written in (stages it finished are skipped), or from a best-model checkpoint in
-    the first stage."""
+    weights so far (``callback_fn`` as RecBole's ``fit`` takes it). With ``saved`` and ``resume_points``, every
+    validation writes a resume point; ``resume`` continues from a resume point in the stage it was written in
+    (stages it finished are skipped), or from a best-model checkpoint in the first stage."""
     from recbole_text.compat import CheckpointError
 
     config, trainer = job.config, job.trainer
@@ -100,7 +100,7 @@ def train_stages(job, saved: bool, resume: str | None, show: bool):
             raise CheckpointError(f"{resume}: a resume point of stage {point['stage']!r}, not one of this run's "
                                   f"stages ({', '.join(names)})")
         first = names.index(point["stage"])
-    if saved:
+    if saved and resume_points:
         stem, ext = os.path.splitext(trainer.saved_model_file)
         trainer.resume_point_file = resume if point is not None else f"{stem}-resume{ext}"
         logging.getLogger().info(f"resume point after every validation: {trainer.resume_point_file} "
@@ -115,7 +115,7 @@ def train_stages(job, saved: bool, resume: str | None, show: bool):
                 best_valid_score, best_valid_result = trainer.best_valid_score, trainer.best_valid_result
                 continue
         best_valid_score, best_valid_result = trainer.fit(job.train_data, job.valid_data, saved=saved,
-                                                          show_progress=show)
+                                                          show_progress=show, callback_fn=callback_fn)
     return best_valid_score, best_valid_result
 
 

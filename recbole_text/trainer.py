@@ -168,6 +168,7 @@ class SafeCheckpointMixin:
         self.time_budget_s = config["time_budget_s"]  # stop starting new epochs after this many seconds
         self.max_steps = config["max_steps"]  # batches per stage (checked by the config)
         self.steps_done = 0  # batches trained in this stage
+        self.epochs_trained = 0  # epochs trained in all stages (Ray's and the scheduler's clock)
         self.stopped_by = None
         self.resume_point_file = None  # set (e.g. by run()) to write a resume point after every validation
         self._resumed_scheduler = None  # a resume point's schedule state, applied when fit() builds the schedule
@@ -229,6 +230,7 @@ class SafeCheckpointMixin:
             callback(epoch_idx)
         loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
         self.steps_done += train_data.yielded if isinstance(train_data, StepLimited) else len(train_data)
+        self.epochs_trained += 1
         release_free_memory()
         total = sum(loss) if isinstance(loss, tuple) else loss
         self._epoch_train = {"epoch": epoch_idx, "stage": self.stage, "train_loss": float(total),
@@ -259,7 +261,8 @@ class SafeCheckpointMixin:
         record = self.history[-1]
         return {
             "epoch": record["epoch"],
-            "epochs_done": record["epoch"] + 1,
+            "epochs_done": self.epochs_trained,  # counts on across stages
+            "stage": record.get("stage"),
             "train_loss": record.get("train_loss"),
             "valid_score": record["valid_score"],
             **{f"valid_{k}": v for k, v in record["valid_result"].items()},
@@ -353,8 +356,9 @@ class SafeCheckpointMixin:
         self.model.load_other_parameter(checkpoint.get("other_parameter") or None)
         return checkpoint
 
-    def save_resume_point(self, epoch: int) -> None:
-        """Write ``resume_point_file`` (atomically): the state after ``epoch``'s validation, see the module doc."""
+    def save_resume_point(self, epoch: int, path=None) -> None:
+        """Write ``path`` (default ``resume_point_file``) atomically: the state after ``epoch``'s validation, see
+        the module doc."""
         import random
 
         import numpy as np
@@ -369,6 +373,7 @@ class SafeCheckpointMixin:
             "stage_finished": bool(self.cur_step > self.stopping_step or epoch + 1 >= self.epochs
                                    or (self.max_steps and self.steps_done >= self.max_steps)),
             "steps_done": self.steps_done,
+            "epochs_trained": self.epochs_trained,
             "best_model_file": self.saved_model_file,
             "best_valid_result": {k: float(v) for k, v in (self.best_valid_result or {}).items()},
             "history": self.history,
@@ -378,7 +383,7 @@ class SafeCheckpointMixin:
                     "loader": generator.get_state() if generator is not None else None},
         }
         other = self.model.other_parameter()
-        save_checkpoint(self.resume_point_file, self.config["model"], {
+        save_checkpoint(path or self.resume_point_file, self.config["model"], {
             "config": self.config, "dataset": self.config["dataset"],
             "settings": plain(getattr(self.config, "settings", None)), "epoch": epoch, "cur_step": self.cur_step,
             "best_valid_score": float(self.best_valid_score), "state_dict": self.model.state_dict(),
@@ -403,6 +408,7 @@ class SafeCheckpointMixin:
         self.best_valid_score = checkpoint["best_valid_score"]
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         point = checkpoint.get("resume_point")
+        self.epochs_trained = self.start_epoch
         if point is None:
             self.saved_model_file = str(resume_file)
         else:
@@ -415,6 +421,7 @@ class SafeCheckpointMixin:
             self.best_valid_result = point["best_valid_result"]
             self.history = list(point["history"])
             self.steps_done = int(point.get("steps_done", 0))
+            self.epochs_trained = int(point.get("epochs_trained", self.start_epoch))
             self._resumed_scheduler = point["scheduler"]
             rng = point["rng"]
             torch.set_rng_state(rng["torch"])

@@ -219,12 +219,15 @@ def test_a_two_trial_sweep_tokenises_the_catalogue_once_and_trains_both_trials(t
     real = item_tokens_module.tokenize_items
     monkeypatch.setattr(item_tokens_module, "tokenize_items", lambda *a, **k: calls.append(1) or real(*a, **k))
     cache = tmp_path / "token_cache"
-    summary = tune("Recformer", "c", space, config_dict=settings(text_data, epochs=1, finetune_stage2=False,
+    summary = tune("Recformer", "c", space, config_dict=settings(text_data, epochs=1, stage2_epochs=1,
                                                                 text_cache_dir=str(cache)),
                    experiment_dir=tmp_path / "ray_results", verbose=0)
     assert len(calls) == 1 and len(list(cache.glob("c-tokens-*.npz"))) == 1  # tokenised once, by the driver
     with open(Path(summary["experiment"]) / "trials.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["status"] for r in rows] == ["TERMINATED"] * 2
+    assert [r["epochs_run"] for r in rows] == ["2", "2"]  # each trial trains both stages, as run() does
+    for history in summary["histories"].values():
+        assert [(h["stage"], h["epochs_done"]) for h in history] == [("finetune", 1), ("stage2", 2)]
     assert {r["learning_rate"] for r in rows} == {"0.0001", "0.003"}
     assert 0 <= summary["best"]["best_valid_ndcg@10"] <= 1

@@ -43,8 +43,8 @@ def _trial_rows(grid, spec: dict, events: dict) -> list[dict]:
         frame = result.metrics_dataframe
         history = []
         if frame is not None and len(frame) and metric in frame:
-            keep = [c for c in ("epochs_done", metric, "train_loss", "early_stopped", "train_s", "start_epoch")
-                    if c in frame]
+            columns = ("epochs_done", "stage", metric, "train_loss", "early_stopped", "train_s", "start_epoch")
+            keep = [c for c in columns if c in frame]
             history = frame[keep].to_dict("records")  # every epoch trained, repeats after a resume included
         scores = [h[metric] for h in history if h.get(metric) is not None and not math.isnan(h[metric])]
         best_value = better(scores) if scores else None

@@ -78,9 +78,17 @@ def prepare_sweep(model, dataset, search_space, config_file_list=None, config_di
         "metric": metric,
         "mode": mode,
         "valid_metric": config["valid_metric"],
-        "max_epochs": int(config["epochs"]),
+        "max_epochs": trial_epochs(config),
         "sessions": [],
     }
+
+
+def trial_epochs(config) -> int:
+    """Epochs of a whole trial: the first stage's and those of the model's ``next_stages`` (Recformer's stage 2)."""
+    from recbole_text.registry import get_model
+
+    stages = getattr(get_model(config["model"]), "next_stages", lambda c: [])(config)
+    return int(config["epochs"]) + sum(int(settings.get("epochs") or 0) for _, settings in stages)
 
 
 def tune(model, dataset, search_space=None, config_file_list=None, config_dict=None, *, num_samples=1,

@@ -2,13 +2,12 @@
 validation metrics and a checkpoint after every epoch; and the re-evaluation of a sweep's best weights."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-BEST_WEIGHTS, LATEST_STATE, HISTORY = "best.pth", "latest.pth", "history.json"
+BEST_WEIGHTS, LATEST_STATE = "best.pth", "latest.pth"
 
 
 def trial_overrides(spec: dict, params: dict, checkpoint_dir: str) -> dict:
@@ -33,28 +32,31 @@ class _EpochReporter:
 
     def __init__(self, trainer):
         self.trainer = trainer
-        self.start_epoch = int(trainer.start_epoch)  # > 0 when this attempt continues from a checkpoint
+        self.start_epoch = None  # epochs trained before this attempt: > 0 when it continues from a checkpoint
 
     def __call__(self, epoch_idx, valid_score):
         from ray import tune
 
         trainer = self.trainer
+        if self.start_epoch is None:
+            self.start_epoch = trainer.epochs_trained - 1
         metrics = {**trainer.epoch_report(), "start_epoch": self.start_epoch}
         with tempfile.TemporaryDirectory() as tmp:
-            trainer._save_checkpoint(epoch_idx, verbose=False, saved_model_file=os.path.join(tmp, LATEST_STATE))
+            # a resume point (weights, optimizer, schedule, patience, stage, history, random states) + the best
+            trainer.save_resume_point(epoch_idx, path=os.path.join(tmp, LATEST_STATE))
             if os.path.isfile(trainer.saved_model_file):
                 shutil.copyfile(trainer.saved_model_file, os.path.join(tmp, BEST_WEIGHTS))
-            Path(tmp, HISTORY).write_text(json.dumps(trainer.history))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
-def _restore(trainer, folder: Path, best_file: str) -> None:
-    trainer.resume_checkpoint(folder / LATEST_STATE)  # weights, optimizer, epoch, patience, best score
-    trainer.saved_model_file = best_file
+def _restore(folder: Path, checkpoint_dir: str, best_file: str) -> str:
+    """Copy a Ray checkpoint's resume point and best weights into the trial's folder → the resume point."""
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    resume = os.path.join(checkpoint_dir, LATEST_STATE)
+    shutil.copyfile(folder / LATEST_STATE, resume)
     if (folder / BEST_WEIGHTS).is_file():
         shutil.copyfile(folder / BEST_WEIGHTS, best_file)
-    if (folder / HISTORY).is_file():
-        trainer.history = json.loads((folder / HISTORY).read_text())
+    return resume
 
 
 def train_trial(params: dict, spec: dict) -> None:
@@ -71,11 +73,14 @@ def train_trial(params: dict, spec: dict) -> None:
     trainer = job.trainer
     best_file = os.path.join(checkpoint_dir, BEST_WEIGHTS)
     trainer.saved_model_file = best_file
-    checkpoint = tune.get_checkpoint()
+    from recbole_text.quick_start import train_stages
+
+    checkpoint, resume = tune.get_checkpoint(), None
     if checkpoint is not None:  # a retry after a crash, or a resumed sweep: continue from the last epoch
         with checkpoint.as_directory() as folder:
-            _restore(trainer, Path(folder), best_file)
-    trainer.fit(job.train_data, job.valid_data, saved=True, show_progress=False, callback_fn=_EpochReporter(trainer))
+            resume = _restore(Path(folder), checkpoint_dir, best_file)
+    # every stage, as run() trains them (Recformer: stage 2 after stage 1), reporting after each validation
+    train_stages(job, saved=True, resume=resume, show=False, callback_fn=_EpochReporter(trainer), resume_points=False)
 
 
 def evaluate_best(spec: dict, params: dict, weights: str) -> dict:

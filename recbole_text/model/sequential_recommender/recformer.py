@@ -171,9 +171,10 @@ class Recformer(SequenceLossRecommender):
         if name == "stage2":
             self.table_frozen = True  # the best stage-1 table, loaded with the best checkpoint, stays as it is
 
-    def next_stages(self, config) -> list[tuple[str, dict]]:
-        """Stages ``recbole_text.run`` trains after the first: stage 2 of finetuning."""
-        if self.stage != "finetune" or not config["finetune_stage2"] or not config["epochs"]:
+    @classmethod
+    def next_stages(cls, config) -> list[tuple[str, dict]]:
+        """Stages trained after the first (by ``recbole_text.run`` and Ray trials): stage 2 of finetuning."""
+        if (config["train_stage"] or "finetune") != "finetune" or not config["finetune_stage2"] or not config["epochs"]:
             return []
         return [("stage2", {"learning_rate": config["stage2_learning_rate"] or config["learning_rate"],
                             "epochs": config["stage2_epochs"] or config["epochs"],
