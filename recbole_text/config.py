@@ -31,6 +31,7 @@ SETTING_CHOICES = {
     "train_windows": ("all", "last"),
     "rss_history": ("full", "recent"),
     "lr_scheduler": ("constant", "linear"),
+    "amp_dtype": ("bf16", "fp16"),
     "plm_pooling": ("cls", "mean"),  # item text embeddings (recbole_text.text)
     "plm_dtype": ("auto", "bf16", "fp32"),
 }

@@ -16,6 +16,8 @@ own training loop, evaluator and early stopping run unchanged while
   weights, optimizer, schedule, early-stopping state, stage, history, the best checkpoint's path and the random
   states, so ``--resume=<resume point>`` continues a long run where it stopped, in whichever stage it was;
 * :func:`load_pretrained` loads weights by name from a safe checkpoint (``--pretrained=PATH``);
+* ``enable_amp`` autocasts training to ``amp_dtype`` (bf16 by default on CPU and GPU; RecBole's autocast alone
+  would take fp16 on CUDA);
 * ``gradient_accumulation_steps: k`` > 1 applies the mean gradient of ``k`` batches per optimizer step
   (:func:`accumulate_gradients`; the learning-rate schedule counts those steps).
 """
@@ -167,6 +169,11 @@ class SafeCheckpointMixin:
         self.scheduler = None
         self.time_budget_s = config["time_budget_s"]  # stop starting new epochs after this many seconds
         self.max_steps = config["max_steps"]  # batches per stage (checked by the config)
+        if config["enable_amp"]:  # RecBole's autocast takes the device's default dtype: fp16 on CUDA, bf16 on CPU
+            import torch
+
+            dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[config["amp_dtype"] or "bf16"]
+            torch.set_autocast_dtype(self.device.type, dtype)
         self.steps_done = 0  # batches trained in this stage
         self.epochs_trained = 0  # epochs trained in all stages (Ray's and the scheduler's clock)
         self.stopped_by = None

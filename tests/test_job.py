@@ -313,3 +313,19 @@ def test_gradient_accumulation_steps_once_with_the_mean_gradient():
         optimizer.step()
     assert len(steps) == 1  # the schedule's hook ran once
     assert torch.allclose(accumulated.weight, one.weight, atol=1e-6) and torch.allclose(accumulated.bias, one.bias)
+
+
+@pytest.mark.parametrize("dtype, expected", [(None, "bfloat16"), ("fp16", "float16"), ("bf16", "bfloat16")])
+def test_enable_amp_autocasts_training_to_amp_dtype(dtype, expected, tiny_data, in_tmp_cwd):
+    import torch
+
+    seen = []
+    config = {**FAST, "data_path": str(tiny_data), "enable_amp": True, "epochs": 1, "amp_dtype": dtype}
+    try:
+        job = build_job("SASRec", "tiny", config_dict=config, log=False)
+        original = job.model.calculate_loss
+        job.model.calculate_loss = lambda batch: seen.append(torch.get_autocast_dtype("cpu")) or original(batch)
+        job.trainer.fit(job.train_data, job.valid_data, saved=False)
+    finally:
+        torch.set_autocast_dtype("cpu", torch.bfloat16)  # torch's CPU default, for the other tests
+    assert seen and {str(d) for d in seen} == {f"torch.{expected}"}
