@@ -22,8 +22,9 @@ dense masks, ``attention_impl: dense``, or Hugging Face's chunked kernels, ``lon
     tokens 80 % → [MASK], 10 % → a random token, 10 % kept). MLM predicts them from both encodings with
     ``LayerNorm(GELU(W h + b))`` · word embeddingsᵀ; IIC is the InfoNCE between the two ``h_[CLS]`` of the same
     forward passes, with gradients on both sides and in-batch negatives (rows with the same target are not
-    negatives).
-    Word embeddings stay frozen. One or several datasets (``--dataset=A,B``).
+    negatives). Word embeddings stay frozen. One or several datasets (``--dataset=A,B``). Pairs: ``train_strategy``
+    ``sampled_prefix`` (the paper's: one per user per epoch, the target from the second half of the sequence) or
+    ``prefix`` (every prefix); ``max_steps`` and ``eval_step: 0`` bound a pretraining run on large data.
 ``finetune``
     Two stages (the paper's Algorithm 1). Stage 1: at the start of every epoch the whole item table ``I`` is
     re-encoded (chunks of ``item_encode_batch_size``, no gradients, a progress bar) and the sequence side trains
@@ -32,7 +33,7 @@ dense masks, ``attention_impl: dense``, or Hugging Face's chunked kernels, ``lon
     schedule (the public code kept one optimizer and one decayed schedule across both stages), the table frozen
     for good. ``epochs=0`` evaluates a (pretrained) model as it is: zero-shot, the table encoded on first use.
 
-Training rows are RecBole's prefix rows or RSS draws, neither of which has an empty history (the public code's
+Training rows are RecBole's prefix rows, RSS draws or sampled prefixes, none of which has an empty history (the public code's
 one random target per user per epoch could leave ``[CLS]`` alone).
 """
 from __future__ import annotations
