@@ -33,8 +33,8 @@ dense masks, ``attention_impl: dense``, or Hugging Face's chunked kernels, ``lon
     schedule (the public code kept one optimizer and one decayed schedule across both stages), the table frozen
     for good. ``epochs=0`` evaluates a (pretrained) model as it is: zero-shot, the table encoded on first use.
 
-Training rows are RecBole's prefix rows, RSS draws or sampled prefixes, none of which has an empty history (the public code's
-one random target per user per epoch could leave ``[CLS]`` alone).
+Training rows are RecBole's prefix rows, RSS draws or sampled prefixes, none of which has an empty history
+(the public code's one random target per user per epoch could leave ``[CLS]`` alone).
 """
 from __future__ import annotations
 
