@@ -5,7 +5,7 @@
 #   cpu      item-table items/s, s/step at 128 and 256 tokens, evaluation sequences/s, fp32 vs bf16 autocast
 #            (results/recformer-cpu.md)
 #   own      Recformer's own split (Scientific-Recformer, 11,041 users): gSASRec, stock SASRec and Recformer
-#            (3 + 1 epochs: the CPU profile's 5 + 2 did not fit the sitting; results/Scientific-Recformer.md)
+#            (2 + 1 epochs: the CPU profile's 5 + 2 did not fit the sitting; results/Scientific-Recformer.md)
 #   pretrain pretraining on Office + Instruments + Games (sampled prefixes, 300 batches of 16: what a sitting
 #            allows, not the paper's 32 epochs), then zero-shot on Scientific (results/Office+Instruments+Games.md,
 #            results/Scientific.md)
@@ -26,7 +26,7 @@ own() {
   $B --dataset Scientific-Recformer --models gSASRec -- --num_negatives=1024 --stopping_step=30 --time_budget_s=300 \
      --show_progress=False
   $B --dataset Scientific-Recformer --models SASRec -- --stopping_step=5 --time_budget_s=600 --show_progress=False
-  $B --dataset Scientific-Recformer --models Recformer -- --epochs=3 --stage2_epochs=1
+  $B --dataset Scientific-Recformer --models Recformer -- --epochs=2 --stage2_epochs=1
 }
 pretrain() {
   $B --dataset $PRE --models Recformer --label_suffix=-pretrain --baseline=UniSRec-pretrain -- --train_stage=pretrain \
