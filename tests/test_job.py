@@ -34,7 +34,7 @@ def test_every_enumerated_setting_is_checked_when_the_config_is_built(setting, b
     message = str(error.value)
     assert message.startswith(f"{setting}={bad!r} is not one of ")
     assert "\n" not in message
-    allowed = {"train_strategy": "prefix, sequence, rss", "loss_type": "CE, BCE, gBCE, LambdaRank",
+    allowed = {"train_strategy": "prefix, sequence, rss, sampled_prefix", "loss_type": "CE, BCE, gBCE, LambdaRank",
                "negatives_per": "sequence, position", "train_windows": "all, last", "rss_history": "full, recent",
                "lr_scheduler": "constant, linear"}[setting]
     assert message.endswith(allowed)
@@ -43,7 +43,7 @@ def test_every_enumerated_setting_is_checked_when_the_config_is_built(setting, b
 def test_mistyped_strategy_on_the_command_line_is_one_error_line(capsys):
     assert main(["--model=gSASRec", "--dataset=tiny", "--train_strategy=rs"]) == 2
     err = capsys.readouterr().err
-    assert err == "error: train_strategy='rs' is not one of prefix, sequence, rss\n"
+    assert err == "error: train_strategy='rs' is not one of prefix, sequence, rss, sampled_prefix\n"
 
 
 def test_recbole_models_keep_their_own_loss_types():
