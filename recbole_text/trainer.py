@@ -334,19 +334,7 @@ class SafeCheckpointMixin:
         if not self.config["single_spec"] and self.config["local_rank"] != 0:
             return
         path = kwargs.pop("saved_model_file", self.saved_model_file)
-        other = self.model.other_parameter()
-        state = {
-            "config": self.config,
-            "dataset": self.config["dataset"],
-            "settings": plain(getattr(self.config, "settings", None)),
-            "epoch": epoch,
-            "cur_step": self.cur_step,
-            "best_valid_score": float(self.best_valid_score),
-            "state_dict": self.model.state_dict(),
-            "other_parameter": other if other else {},
-            "optimizer": self.optimizer.state_dict(),
-        }
-        save_checkpoint(path, self.config["model"], state)
+        save_checkpoint(path, self.config["model"], self._checkpoint_state(epoch))
         if verbose:
             self.logger.info(f"Saving current: {path}")
 
@@ -389,12 +377,23 @@ class SafeCheckpointMixin:
                     "numpy": [torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],
                     "loader": generator.get_state() if generator is not None else None},
         }
+        save_checkpoint(path or self.resume_point_file, self.config["model"],
+                        {**self._checkpoint_state(epoch), "resume_point": point})
+
+    def _checkpoint_state(self, epoch: int) -> dict:
+        """What every checkpoint holds: weights, optimizer, epoch, early-stopping state, the plain config."""
         other = self.model.other_parameter()
-        save_checkpoint(path or self.resume_point_file, self.config["model"], {
-            "config": self.config, "dataset": self.config["dataset"],
-            "settings": plain(getattr(self.config, "settings", None)), "epoch": epoch, "cur_step": self.cur_step,
-            "best_valid_score": float(self.best_valid_score), "state_dict": self.model.state_dict(),
-            "other_parameter": other if other else {}, "optimizer": self.optimizer.state_dict(), "resume_point": point})
+        return {
+            "config": self.config,
+            "dataset": self.config["dataset"],
+            "settings": plain(getattr(self.config, "settings", None)),
+            "epoch": epoch,
+            "cur_step": self.cur_step,
+            "best_valid_score": float(self.best_valid_score),
+            "state_dict": self.model.state_dict(),
+            "other_parameter": other if other else {},
+            "optimizer": self.optimizer.state_dict(),
+        }
 
     def read_checkpoint(self, path) -> dict:
         return load_checkpoint(path, expected_model=self.config["model"], map_location=self.device)
