@@ -16,7 +16,7 @@ def settings(text_data, **more):
     root, bert = text_data
     return {**FAST, "data_path": str(root), "plm_name": str(bert), "max_token_num": 64, "attention_window": 16,
             "train_batch_size": 32, "eval_batch_size": 64, "learning_rate": 1e-3, "warmup_steps": 2,
-            "train_strategy": "prefix", "enable_amp": False, "epochs": 1, **more}
+            "train_strategy": "prefix", "enable_amp": False, "eval_amp": False, "epochs": 1, **more}
 
 
 def test_scores_are_cosines_over_temperature_against_the_item_table(text_data, in_tmp_cwd):
@@ -31,6 +31,21 @@ def test_scores_are_cosines_over_temperature_against_the_item_table(text_data, i
     with torch.no_grad():
         again = model.encode_items(torch.tensor([3, 7]))
     assert torch.allclose(model.item_table[[3, 7]], again, atol=1e-5)  # I_i = h_CLS([CLS] item i)
+
+
+def test_eval_amp_encodes_in_bf16_and_returns_float32_close_to_fp32(text_data, in_tmp_cwd):
+    job = build_job("Recformer", "c", config_dict=settings(text_data), log=False)
+    model = job.model.eval()
+    batch = next(iter(job.test_data))[0]
+    seq, seq_len = batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
+    with torch.no_grad():
+        fp32_table, fp32_states = model.encode_catalogue(), model.encode_sequence(seq, seq_len)
+        model.eval_amp = True
+        bf16_table, bf16_states = model.encode_catalogue(), model.encode_sequence(seq, seq_len)
+    assert bf16_table.dtype == bf16_states.dtype == torch.float32
+    assert not torch.equal(bf16_table, fp32_table)  # the bf16 path really ran
+    assert torch.nn.functional.cosine_similarity(bf16_table, fp32_table).min() > 0.99
+    assert torch.nn.functional.cosine_similarity(bf16_states, fp32_states).min() > 0.99
 
 
 def test_item_position_embeddings_reach_the_output(text_data, in_tmp_cwd):

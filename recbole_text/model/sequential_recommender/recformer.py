@@ -68,6 +68,9 @@ class Recformer(SequenceLossRecommender):
         self.max_token_num, self.max_item_num = int(config["max_token_num"]), int(config["max_item_num"])
         self.encode_batch_size = int(config["item_encode_batch_size"])
         self.show_progress = bool(config["show_progress"])
+        # evaluation and item-table encoding autocast (bf16 on CPU: ~3x faster, tables at cosine 1.0000 to fp32)
+        self.eval_amp = bool(config["eval_amp"])
+        self.eval_amp_dtype = torch.float16 if config["amp_dtype"] == "fp16" else torch.bfloat16
         self.attention_impl = config["attention_impl"] or "dense"
         self.backbone, folder = load_longformer(config["plm_name"], int(config["attention_window"]))
         positions = self.backbone.config.max_position_embeddings - self.backbone.config.pad_token_id - 1
@@ -128,12 +131,17 @@ class Recformer(SequenceLossRecommender):
         return sequence_inputs(self.catalogue_on(item_seq.device), item_seq, item_seq_len, self.max_token_num,
                                self.max_item_num)
 
+    def inference_autocast(self, device: torch.device):
+        """Autocast of evaluation and item-table encoding (``eval_amp``); training's autocast is the trainer's."""
+        return torch.autocast(device.type, dtype=self.eval_amp_dtype, enabled=self.eval_amp)
+
     def encode_sequence(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         if self.training:
             return self.encode_tokens(self.sequence_inputs(item_seq, item_seq_len))[:, 0]
-        return torch.cat([self.encode_tokens(self.sequence_inputs(item_seq[i:i + self.encode_batch_size],
-                                                                  item_seq_len[i:i + self.encode_batch_size]))[:, 0]
-                          for i in range(0, len(item_seq), self.encode_batch_size)])
+        with self.inference_autocast(item_seq.device):
+            return torch.cat([self.encode_tokens(self.sequence_inputs(item_seq[i:i + self.encode_batch_size],
+                                                                      item_seq_len[i:i + self.encode_batch_size]))
+                              [:, 0].float() for i in range(0, len(item_seq), self.encode_batch_size)])
 
     def encode_items(self, item_ids: torch.Tensor, catalogue=None) -> torch.Tensor:
         """(N,) item ids → (N, d): ``I_i = h_[CLS]([CLS] item i)`` of ``catalogue`` (default the dataset's),
@@ -154,7 +162,8 @@ class Recformer(SequenceLossRecommender):
         self.eval()
         ids = torch.arange(1, catalogue.n_items, device=self.item_table.device)
         chunks = tqdm(ids.split(self.encode_batch_size), desc=desc, disable=not self.show_progress, leave=False)
-        table = torch.cat([self.encode_items(chunk, catalogue).float() for chunk in chunks])
+        with self.inference_autocast(ids.device):
+            table = torch.cat([self.encode_items(chunk, catalogue).float() for chunk in chunks])
         self.train(was_training)
         return table
 
