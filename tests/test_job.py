@@ -316,16 +316,37 @@ def test_gradient_accumulation_steps_once_with_the_mean_gradient():
 
 
 @pytest.mark.parametrize("dtype, expected", [(None, "bfloat16"), ("fp16", "float16"), ("bf16", "bfloat16")])
-def test_enable_amp_autocasts_training_to_amp_dtype(dtype, expected, tiny_data, in_tmp_cwd):
+def test_enable_amp_autocasts_training_to_amp_dtype(dtype, expected, tiny_data, in_tmp_cwd, monkeypatch):
     import torch
 
+    import recbole_text.text.encoder as encoder_module
+
+    monkeypatch.setattr(encoder_module, "bf16_native", lambda device: True)  # as on an AMX CPU
     seen = []
     config = {**FAST, "data_path": str(tiny_data), "enable_amp": True, "epochs": 1, "amp_dtype": dtype}
     try:
         job = build_job("SASRec", "tiny", config_dict=config, log=False)
         original = job.model.calculate_loss
-        job.model.calculate_loss = lambda batch: seen.append(torch.get_autocast_dtype("cpu")) or original(batch)
+        job.model.calculate_loss = lambda batch: seen.append(
+            (torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"))) or original(batch)
         job.trainer.fit(job.train_data, job.valid_data, saved=False)
     finally:
         torch.set_autocast_dtype("cpu", torch.bfloat16)  # torch's CPU default, for the other tests
-    assert seen and {str(d) for d in seen} == {f"torch.{expected}"}
+    assert seen and {(enabled, str(d)) for enabled, d in seen} == {(True, f"torch.{expected}")}
+
+
+def test_enable_amp_trains_in_fp32_where_bf16_is_emulated(tiny_data, in_tmp_cwd, monkeypatch, caplog):
+    import torch
+
+    import recbole_text.text.encoder as encoder_module
+
+    monkeypatch.setattr(encoder_module, "bf16_native", lambda device: False)  # an AVX2-only CPU
+    seen = []
+    config = {**FAST, "data_path": str(tiny_data), "enable_amp": True, "epochs": 1}
+    job = build_job("SASRec", "tiny", config_dict=config, log=False)
+    original = job.model.calculate_loss
+    job.model.calculate_loss = lambda batch: seen.append(torch.is_autocast_enabled("cpu")) or original(batch)
+    with caplog.at_level("WARNING"):
+        job.trainer.fit(job.train_data, job.valid_data, saved=False)
+    assert seen and not any(seen)
+    assert "no bf16 hardware" in caplog.text

@@ -33,7 +33,10 @@ def test_scores_are_cosines_over_temperature_against_the_item_table(text_data, i
     assert torch.allclose(model.item_table[[3, 7]], again, atol=1e-5)  # I_i = h_CLS([CLS] item i)
 
 
-def test_eval_amp_encodes_in_bf16_and_returns_float32_close_to_fp32(text_data, in_tmp_cwd):
+def test_eval_amp_encodes_in_bf16_and_returns_float32_close_to_fp32(text_data, in_tmp_cwd, monkeypatch):
+    import recbole_text.text.encoder as encoder_module
+
+    monkeypatch.setattr(encoder_module, "bf16_native", lambda device: True)  # as on an AMX CPU
     job = build_job("Recformer", "c", config_dict=settings(text_data), log=False)
     model = job.model.eval()
     batch = next(iter(job.test_data))[0]
@@ -46,6 +49,9 @@ def test_eval_amp_encodes_in_bf16_and_returns_float32_close_to_fp32(text_data, i
     assert not torch.equal(bf16_table, fp32_table)  # the bf16 path really ran
     assert torch.nn.functional.cosine_similarity(bf16_table, fp32_table).min() > 0.99
     assert torch.nn.functional.cosine_similarity(bf16_states, fp32_states).min() > 0.99
+    monkeypatch.setattr(encoder_module, "bf16_native", lambda device: False)  # an AVX2-only CPU: fp32 instead
+    with torch.no_grad():
+        assert torch.equal(model.encode_catalogue(), fp32_table)
 
 
 def test_item_position_embeddings_reach_the_output(text_data, in_tmp_cwd):

@@ -132,8 +132,12 @@ class Recformer(SequenceLossRecommender):
                                self.max_item_num)
 
     def inference_autocast(self, device: torch.device):
-        """Autocast of evaluation and item-table encoding (``eval_amp``); training's autocast is the trainer's."""
-        return torch.autocast(device.type, dtype=self.eval_amp_dtype, enabled=self.eval_amp)
+        """Autocast of evaluation and item-table encoding (``eval_amp``; bf16 only where the hardware has it, as
+        training's autocast, which is the trainer's)."""
+        from recbole_text.text.encoder import bf16_native
+
+        enabled = self.eval_amp and (self.eval_amp_dtype != torch.bfloat16 or bf16_native(device))
+        return torch.autocast(device.type, dtype=self.eval_amp_dtype, enabled=enabled)
 
     def encode_sequence(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         if self.training:
