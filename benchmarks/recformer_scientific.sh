@@ -31,19 +31,23 @@ own() {
   $B --dataset Scientific-Recformer --models SASRec -- --stopping_step=5 --time_budget_s=600 --show_progress=False
   $B --dataset Scientific-Recformer --models Recformer -- --epochs=2 --stage2_epochs=1
 }
+pretrain_sources() {  # $1 batches, $2 label suffix: pretraining on $PRE, its checkpoint in CKPT
+  $B --dataset $PRE --models Recformer --label_suffix=$2 --baseline=UniSRec-pretrain -- --train_stage=pretrain \
+     --train_strategy=sampled_prefix --max_steps=$1 --epochs=1 --eval_step=0
+  CKPT=$(python -c "import json; print(json.load(open('benchmarks/runs/$PRE-Recformer$2.json'))['checkpoint'])")
+}
+zero_shot() {  # $1 label suffix
+  $B --dataset Scientific --models Recformer --label_suffix=$1 -- --pretrained=$CKPT --epochs=0
+}
 pretrain() {
-  $B --dataset $PRE --models Recformer --label_suffix=-pretrain --baseline=UniSRec-pretrain -- --train_stage=pretrain \
-     --train_strategy=sampled_prefix --max_steps=300 --epochs=1 --eval_step=0
-  CKPT=$(python -c "import json; print(json.load(open('benchmarks/runs/$PRE-Recformer-pretrain.json'))['checkpoint'])")
-  $B --dataset Scientific --models Recformer --label_suffix=-zero-shot -- --pretrained=$CKPT --epochs=0
+  pretrain_sources 300 -pretrain
+  zero_shot -zero-shot
 }
 finetune() {
-  $B --dataset $PRE --models Recformer --label_suffix=-pretrain-400 --baseline=UniSRec-pretrain -- \
-     --train_stage=pretrain --train_strategy=sampled_prefix --max_steps=400 --epochs=1 --eval_step=0
-  CKPT=$(python -c "import json; print(json.load(open('benchmarks/runs/$PRE-Recformer-pretrain-400.json'))['checkpoint'])")
+  pretrain_sources 400 -pretrain-400
   $B --dataset Scientific --models Recformer --label_suffix=-pretrained-400 -- --pretrained=$CKPT --epochs=1 \
      --finetune_stage2=False
-  $B --dataset Scientific --models Recformer --label_suffix=-zero-shot-400 -- --pretrained=$CKPT --epochs=0
+  zero_shot -zero-shot-400
 }
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(main cpu own pretrain)

@@ -17,7 +17,7 @@ own training loop, evaluator and early stopping run unchanged while
   states, so ``--resume=<resume point>`` continues a long run where it stopped, in whichever stage it was;
 * :func:`load_pretrained` loads weights by name from a safe checkpoint (``--pretrained=PATH``);
 * ``enable_amp`` autocasts training to ``amp_dtype`` (bf16 by default on CPU and GPU; RecBole's autocast alone
-  would take fp16 on CUDA);
+  would take fp16 on CUDA), and trains in fp32 where bf16 is not native (:func:`~recbole_text.text.encoder.autocast_dtype`);
 * ``gradient_accumulation_steps: k`` > 1 applies the mean gradient of ``k`` batches per optimizer step
   (:func:`accumulate_gradients`; the learning-rate schedule counts those steps).
 """
@@ -172,11 +172,10 @@ class SafeCheckpointMixin:
         if config["enable_amp"]:  # RecBole's autocast takes the device's default dtype: fp16 on CUDA, bf16 on CPU
             import torch
 
-            from recbole_text.text.encoder import bf16_native
+            from recbole_text.text.encoder import autocast_dtype
 
-            dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[config["amp_dtype"] or "bf16"]
-            if dtype == torch.bfloat16 and not bf16_native(self.device):
-                # emulated bf16 is far slower than fp32 (a 1024² matmul: 2.4 s vs 0.034 s on an AVX2-only CPU)
+            dtype = autocast_dtype(config["amp_dtype"], self.device)
+            if dtype is None:
                 self.logger.warning(f"enable_amp: {self.device} has no bf16 hardware (AVX512-BF16, AMX or a bf16 "
                                     "GPU), where bf16 autocast is slower than fp32: training in fp32")
                 self.enable_amp = False

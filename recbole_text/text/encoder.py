@@ -122,6 +122,14 @@ def bf16_native(device) -> bool:
     return False
 
 
+def autocast_dtype(amp_dtype, device) -> torch.dtype | None:
+    """The dtype an ``amp_dtype`` setting (bf16 | fp16, ~ = bf16) autocasts to on ``device``, or None where it
+    would be bf16 without bf16 hardware: emulated bf16 is far slower than fp32 (a 1024² matmul on an AVX2-only
+    CPU: 2.4 s vs 0.034 s)."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp_dtype or "bf16"]
+    return None if dtype == torch.bfloat16 and not bf16_native(device) else dtype
+
+
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
     """``hidden`` (B, L, d), ``attention_mask`` (B, L) → (B, d) float32.
 

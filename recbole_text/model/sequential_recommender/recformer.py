@@ -69,8 +69,7 @@ class Recformer(SequenceLossRecommender):
         self.encode_batch_size = int(config["item_encode_batch_size"])
         self.show_progress = bool(config["show_progress"])
         # evaluation and item-table encoding autocast (bf16 on CPU: ~3x faster, tables at cosine 1.0000 to fp32)
-        self.eval_amp = bool(config["eval_amp"])
-        self.eval_amp_dtype = torch.float16 if config["amp_dtype"] == "fp16" else torch.bfloat16
+        self.eval_amp, self.amp_dtype = bool(config["eval_amp"]), config["amp_dtype"]
         self.attention_impl = config["attention_impl"] or "dense"
         self.backbone, folder = load_longformer(config["plm_name"], int(config["attention_window"]))
         positions = self.backbone.config.max_position_embeddings - self.backbone.config.pad_token_id - 1
@@ -134,10 +133,10 @@ class Recformer(SequenceLossRecommender):
     def inference_autocast(self, device: torch.device):
         """Autocast of evaluation and item-table encoding (``eval_amp``; bf16 only where the hardware has it, as
         training's autocast, which is the trainer's)."""
-        from recbole_text.text.encoder import bf16_native
+        from recbole_text.text.encoder import autocast_dtype
 
-        enabled = self.eval_amp and (self.eval_amp_dtype != torch.bfloat16 or bf16_native(device))
-        return torch.autocast(device.type, dtype=self.eval_amp_dtype, enabled=enabled)
+        dtype = autocast_dtype(self.amp_dtype, device) if self.eval_amp else None
+        return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
     def encode_sequence(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         if self.training:
