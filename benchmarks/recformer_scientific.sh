@@ -11,8 +11,10 @@
 #            results/Scientific.md)
 #   finetune pretraining as above but 400 batches, then one finetuning epoch on Scientific from that checkpoint
 #            (no stage 2: what the sitting allowed), then zero-shot from it: "with and without pretraining"
-#            (results/Scientific.md; without = the main step, whose epoch-1 validation is in its record)
-# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|cpu|own|pretrain]...
+#            (results/Scientific.md), and the same finetuning epoch from the MiniLM backbone: "without"
+#   cold     the cold-start protocol of the UniSRec benchmarks (a seeded 10% of the items held out of training,
+#            kept in valid/test), 1 + 1 epochs: what a sitting allows in fp32 (results/Scientific.md, seen/unseen)
+# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|cpu|own|pretrain|finetune|cold]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B="python benchmarks/run.py"
@@ -48,6 +50,11 @@ finetune() {
   $B --dataset Scientific --models Recformer --label_suffix=-pretrained-400 -- --pretrained=$CKPT --epochs=1 \
      --finetune_stage2=False
   zero_shot -zero-shot-400
+  $B --dataset Scientific --models Recformer --label_suffix=-1-epoch -- --epochs=1 --finetune_stage2=False
+}
+cold() {
+  $B --dataset Scientific --models Recformer --label_suffix=-cold -- --cold_start_items=0.1 --epochs=1 \
+     --stage2_epochs=1
 }
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(main cpu own pretrain)
