@@ -166,11 +166,14 @@ def summarize(config, trainer, best_valid_score, best_valid_result, test_result,
 
 
 def machine_description() -> str:
-    import os
-
     import torch
 
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
+    from recbole_text.text.encoder import bf16_native
+
+    if torch.cuda.is_available():
+        device = torch.cuda.get_device_name(0)
+    else:  # figures of AMX and AVX2-only CPUs differ ~2x in bf16 runs: say which one ran
+        device = f"CPU only, {'native' if bf16_native('cpu') else 'no native'} bf16"
     return (
         f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, {device}, "
         f"Python {platform.python_version()}, torch {torch.__version__}"

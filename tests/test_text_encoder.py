@@ -321,3 +321,14 @@ def test_packaged_minilm(tiny_root, dataset, tmp_path):
     config["plm_dtype"] = "bf16"
     bf16 = item_embeddings(config, dataset).numpy()
     assert cosines(fp32[with_text(dataset)], bf16[with_text(dataset)]).min() >= 0.999
+
+
+def test_run_records_say_whether_the_cpu_has_native_bf16(monkeypatch):
+    from recbole_text import quick_start
+    from recbole_text.text import encoder as encoder_module
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(encoder_module, "bf16_native", lambda device: False)
+    assert "CPU only, no native bf16" in quick_start.machine_description()
+    monkeypatch.setattr(encoder_module, "bf16_native", lambda device: True)
+    assert "CPU only, native bf16" in quick_start.machine_description()
