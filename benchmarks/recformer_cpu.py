@@ -14,7 +14,11 @@ dense attention) and measures, after waiting for a quiet machine (as ``text_enco
   bf16, and what an epoch costs by that arithmetic (steps × s/step + table + validation);
 * the process's peak RSS.
 
-Results: ``benchmarks/results/recformer-cpu.json`` (``{"runs": [...]}``, appended) and ``.md`` (the latest run).
+Where the CPU has no native bf16 (no AMX or AVX512-BF16) autocast would emulate it, ~70× slower than fp32 (hours
+for the item table), and the trainer falls back to fp32 there: only fp32 is timed unless ``--emulated_bf16``.
+
+Results: ``benchmarks/results/recformer-cpu.json`` (``{"runs": [...]}``, appended) and ``.md`` (every run, the
+latest first).
 """
 from __future__ import annotations
 
@@ -84,28 +88,35 @@ def sequences_per_second(model, batch, bf16: bool, repeats: int = 3) -> float:
 def main(args) -> dict:
     import torch
 
+    from recbole_text.text.encoder import bf16_native
+
+    with_bf16 = bf16_native("cpu") or args.emulated_bf16
     quiet = wait_until_quiet(args.max_load, args.wait_s)
     record = {"machine": machine(), "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "load_before": quiet,
-              "torch_threads": torch.get_num_threads(), "dataset": args.dataset, "steps": {}}
+              "torch_threads": torch.get_num_threads(), "dataset": args.dataset, "steps": {},
+              "bf16_native": bf16_native("cpu")}
     profile_tokens = args.tokens[0]
     for tokens in args.tokens:
         job = build(args, tokens)
         model = job.model
         if tokens == profile_tokens:
             fp32_s, fp32_table = timed_table(model, bf16=False)
-            bf16_s, bf16_table = timed_table(model, bf16=True)
-            cosine = torch.nn.functional.cosine_similarity(fp32_table, bf16_table.float(), dim=-1)
             items = len(fp32_table)
-            record["item_table"] = {"items": items, "fp32_items_per_s": items / fp32_s,
-                                    "bf16_items_per_s": items / bf16_s, "fp32_s": fp32_s, "bf16_s": bf16_s,
-                                    "cosine_min": float(cosine.min()), "cosine_mean": float(cosine.mean())}
+            record["item_table"] = {"items": items, "fp32_items_per_s": items / fp32_s, "fp32_s": fp32_s,
+                                    "bf16_items_per_s": None, "bf16_s": None, "cosine_min": None, "cosine_mean": None}
+            if with_bf16:
+                bf16_s, bf16_table = timed_table(model, bf16=True)
+                cosine = torch.nn.functional.cosine_similarity(fp32_table, bf16_table.float(), dim=-1)
+                record["item_table"].update(bf16_items_per_s=items / bf16_s, bf16_s=bf16_s,
+                                            cosine_min=float(cosine.min()), cosine_mean=float(cosine.mean()))
             model.item_table[1:] = fp32_table
             model.item_table_ready.fill_(True)
             eval_batch = next(iter(job.valid_data))[0]
             record["evaluation"] = {"rows": len(eval_batch), "max_token_num": tokens,
                                     "fp32_sequences_per_s": sequences_per_second(model, eval_batch, bf16=False),
-                                    "bf16_sequences_per_s": sequences_per_second(model, eval_batch, bf16=True)}
+                                    "bf16_sequences_per_s": (sequences_per_second(model, eval_batch, bf16=True)
+                                                             if with_bf16 else None)}
             record["train_steps_per_epoch"] = len(job.train_data)
             record["valid_rows"] = len(job.valid_data.dataset.inter_feat)
         else:
@@ -114,10 +125,14 @@ def main(args) -> dict:
         batches = [batch for _, batch in batches]
         record["steps"][str(tokens)] = {"batch": len(batches[0]),
                                         "fp32_s": step_seconds(model, batches, bf16=False, steps=args.steps),
-                                        "bf16_s": step_seconds(model, batches, bf16=True, steps=args.steps)}
+                                        "bf16_s": (step_seconds(model, batches, bf16=True, steps=args.steps)
+                                                   if with_bf16 else None)}
         del job, model
     steps, table, evaluation = record["train_steps_per_epoch"], record["item_table"], record["evaluation"]
     for dtype in ("fp32", "bf16"):  # training in `dtype`, the table and validation as the trainer runs them: fp32
+        if record["steps"][str(profile_tokens)][f"{dtype}_s"] is None:
+            record[f"epoch_estimate_{dtype}_s"] = None
+            continue
         record[f"epoch_estimate_{dtype}_s"] = (steps * record["steps"][str(profile_tokens)][f"{dtype}_s"]
                                               + table["fp32_s"] + record["valid_rows"] / evaluation["fp32_sequences_per_s"])
     record["peak_rss_mb"] = peak_rss_mb()
@@ -126,34 +141,50 @@ def main(args) -> dict:
     return record
 
 
-def render(record: dict) -> str:
+def _figure(value, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def render_run(record: dict) -> list[str]:
     table, evaluation = record["item_table"], record["evaluation"]
-    lines = ["# Recformer on this CPU: fp32 vs bf16 autocast", "",
+    native = record.get("bf16_native", True)  # runs before this field were on an AMX machine
+    lines = [f"## {record['date']}: {'native' if native else 'no native'} bf16", "",
              f"- machine: {record['machine']} ({record['torch_threads']} torch threads)",
-             f"- command: `{record['command']}`", f"- date: {record['date']}",
+             f"- command: `{record['command']}`",
              f"- 1-minute load average when measuring / after: {record['load_before']['load_when_measuring']:.2f} / "
              f"{record['load_after']:.2f}",
              f"- dataset: {record['dataset']}; backbone: the packaged all-MiniLM-L6-v2 converted to a Longformer "
-             "(dense attention); peak RSS of the process: " f"{record['peak_rss_mb']:.0f} MB", "",
-             "## Item table (every item, no gradients)", "",
-             "| | items/s | seconds |", "|---|---|---|",
-             f"| fp32 | {table['fp32_items_per_s']:.0f} | {table['fp32_s']:.1f} |",
-             f"| bf16 autocast | {table['bf16_items_per_s']:.0f} | {table['bf16_s']:.1f} |", "",
-             f"{table['items']} items; cosine between the fp32 and bf16 rows: min {table['cosine_min']:.4f}, "
-             f"mean {table['cosine_mean']:.4f}.", "",
-             "## Training step (forward + backward + AdamW)", "",
-             "| max_token_num | rows | fp32 s/step | bf16 s/step | bf16 speed-up |", "|---|---|---|---|---|"]
+             "(dense attention); peak RSS of the process: " f"{record['peak_rss_mb']:.0f} MB"]
+    if table["bf16_s"] is None:
+        lines.append("- bf16 not timed (—): this CPU would emulate it, and the trainer runs fp32 here")
+    lines += ["", "### Item table (every item, no gradients)", "",
+              "| | items/s | seconds |", "|---|---|---|",
+              f"| fp32 | {table['fp32_items_per_s']:.0f} | {table['fp32_s']:.1f} |",
+              f"| bf16 autocast | {_figure(table['bf16_items_per_s'], '.0f')} | {_figure(table['bf16_s'], '.1f')} |", ""]
+    if table["cosine_min"] is not None:
+        lines += [f"{table['items']} items; cosine between the fp32 and bf16 rows: min {table['cosine_min']:.4f}, "
+                  f"mean {table['cosine_mean']:.4f}.", ""]
+    lines += ["### Training step (forward + backward + AdamW)", "",
+              "| max_token_num | rows | fp32 s/step | bf16 s/step | bf16 speed-up |", "|---|---|---|---|---|"]
     for tokens, step in record["steps"].items():
-        lines.append(f"| {tokens} | {step['batch']} | {step['fp32_s']:.2f} | {step['bf16_s']:.2f} | "
-                     f"{step['fp32_s'] / step['bf16_s']:.2f}× |")
-    lines += ["", f"## Evaluation (sequence encoder, {evaluation['rows']} rows, {evaluation['max_token_num']} tokens)", "",
-              f"fp32 {evaluation['fp32_sequences_per_s']:.0f} sequences/s, bf16 autocast "
-              f"{evaluation['bf16_sequences_per_s']:.0f} sequences/s.", "",
-              "## One stage-1 epoch by these figures", "",
+        speedup = "—" if step["bf16_s"] is None else f"{step['fp32_s'] / step['bf16_s']:.2f}×"
+        lines.append(f"| {tokens} | {step['batch']} | {step['fp32_s']:.2f} | {_figure(step['bf16_s'], '.2f')} | "
+                     f"{speedup} |")
+    lines += ["", f"### Evaluation (sequence encoder, {evaluation['rows']} rows, {evaluation['max_token_num']} tokens)",
+              "", f"fp32 {evaluation['fp32_sequences_per_s']:.0f} sequences/s, bf16 autocast "
+              f"{_figure(evaluation['bf16_sequences_per_s'], '.0f')} sequences/s.", "",
+              "### One stage-1 epoch by these figures", "",
               f"{record['train_steps_per_epoch']} steps (one RSS target per user) + the item table + validation of "
-              f"{record['valid_rows']} rows (both fp32, as the trainer runs them): "
-              f"{record['epoch_estimate_fp32_s']:.0f} s with fp32 training, {record['epoch_estimate_bf16_s']:.0f} s "
-              "with bf16 autocast training.", ""]
+              f"{record['valid_rows']} rows (both fp32): {record['epoch_estimate_fp32_s']:.0f} s with fp32 training, "
+              f"{_figure(record['epoch_estimate_bf16_s'], '.0f')} s with bf16 autocast training.", ""]
+    return lines
+
+
+def render(runs: list[dict]) -> str:
+    lines = ["# Recformer on this project's CPUs: fp32 vs bf16 autocast", "",
+             "Every run, the latest first. bf16 autocast is native on AMX / AVX512-BF16 CPUs and emulated elsewhere.", ""]
+    for record in reversed(runs):
+        lines += render_run(record)
     return "\n".join(lines)
 
 
@@ -162,7 +193,7 @@ def write(record: dict, fresh: bool, results: Path = RESULTS) -> None:
     runs = [] if fresh or not path.exists() else json.loads(path.read_text())["runs"]
     runs.append(record)
     path.write_text(json.dumps({"runs": runs}, indent=2))
-    (results / "recformer-cpu.md").write_text(render(record))
+    (results / "recformer-cpu.md").write_text(render(runs))
 
 
 def parse(argv=None):
@@ -174,6 +205,8 @@ def parse(argv=None):
     parser.add_argument("--max_load", type=float, default=0.5)
     parser.add_argument("--wait_s", type=float, default=0.0, help="wait up to this long for a quiet machine")
     parser.add_argument("--fresh", action="store_true", help="start a new results list")
+    parser.add_argument("--emulated_bf16", action="store_true",
+                        help="time bf16 autocast even where this CPU would emulate it (~70x slower than fp32)")
     parser.add_argument("--plm_name", default=None, help="backbone (default: the packaged MiniLM)")
     parser.add_argument("--data_path", default=None, help="folder holding the dataset (default: the config's)")
     parser.add_argument("--results", default=str(RESULTS), help="where the JSON and Markdown go")

@@ -100,10 +100,32 @@ def test_recformer_cpu_benchmark_times_both_precisions_and_writes_its_report(tex
     root, bert = text_data
     record = recformer_cpu.main(recformer_cpu.parse([
         "--dataset=c", f"--data_path={root}", f"--plm_name={bert}", "--tokens", "32", "48", "--steps", "2",
-        f"--results={tmp_path}"]))
+        f"--results={tmp_path}", "--emulated_bf16"]))
     assert set(record["steps"]) == {"32", "48"}
     assert all(step["fp32_s"] > 0 and step["bf16_s"] > 0 for step in record["steps"].values())
     assert record["item_table"]["items"] == 49 and record["item_table"]["cosine_mean"] > 0.9  # items seen in c
     assert record["epoch_estimate_bf16_s"] > 0 and record["peak_rss_mb"] > 0
     report = (tmp_path / "recformer-cpu.md").read_text()
     assert "| 48 |" in report and "bf16 autocast" in report
+
+
+def test_recformer_cpu_benchmark_times_fp32_only_where_bf16_is_emulated(text_data, tmp_path, in_tmp_cwd,
+                                                                        monkeypatch):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import recformer_cpu
+
+    from recbole_text.text import encoder as encoder_module
+
+    root, bert = text_data
+    args = ["--dataset=c", f"--data_path={root}", f"--plm_name={bert}", "--tokens", "32", "--steps", "1",
+            f"--results={tmp_path}"]
+    monkeypatch.setattr(encoder_module, "bf16_native", lambda device: True)
+    native = recformer_cpu.main(recformer_cpu.parse(args))
+    monkeypatch.setattr(encoder_module, "bf16_native", lambda device: False)
+    emulated = recformer_cpu.main(recformer_cpu.parse(args))
+    assert native["steps"]["32"]["bf16_s"] > 0 and native["bf16_native"]
+    assert emulated["steps"]["32"]["fp32_s"] > 0 and emulated["steps"]["32"]["bf16_s"] is None
+    assert emulated["item_table"]["bf16_s"] is None and emulated["epoch_estimate_bf16_s"] is None
+    report = (tmp_path / "recformer-cpu.md").read_text()  # both runs, the latest (emulated) first
+    assert report.index(": no native bf16") < report.index(": native bf16")
+    assert "bf16 not timed" in report and "| — | — |" in report
