@@ -90,12 +90,13 @@ def main(args) -> dict:
 
     from recbole_text.text.encoder import bf16_native
 
-    with_bf16 = bf16_native("cpu") or args.emulated_bf16
+    native = bf16_native("cpu")
+    with_bf16 = native or args.emulated_bf16
     quiet = wait_until_quiet(args.max_load, args.wait_s)
     record = {"machine": machine(), "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "load_before": quiet,
               "torch_threads": torch.get_num_threads(), "dataset": args.dataset, "steps": {},
-              "bf16_native": bf16_native("cpu")}
+              "bf16_native": native}
     profile_tokens = args.tokens[0]
     for tokens in args.tokens:
         job = build(args, tokens)
