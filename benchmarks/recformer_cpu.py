@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from text_encoder import RESULTS, ROOT, load, machine, peak_rss_mb, wait_until_quiet  # noqa: E402
+from text_encoder import RESULTS, ROOT, load, peak_rss_mb, wait_until_quiet  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 
@@ -88,12 +88,13 @@ def sequences_per_second(model, batch, bf16: bool, repeats: int = 3) -> float:
 def main(args) -> dict:
     import torch
 
+    from recbole_text.quick_start import machine_description
     from recbole_text.text.encoder import bf16_native
 
     native = bf16_native("cpu")
     with_bf16 = native or args.emulated_bf16
     quiet = wait_until_quiet(args.max_load, args.wait_s)
-    record = {"machine": machine(), "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+    record = {"machine": machine_description(), "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "load_before": quiet,
               "torch_threads": torch.get_num_threads(), "dataset": args.dataset, "steps": {},
               "bf16_native": native}
@@ -150,7 +151,7 @@ def render_run(record: dict) -> list[str]:
     table, evaluation = record["item_table"], record["evaluation"]
     native = record.get("bf16_native", True)  # runs before this field were on an AMX machine
     lines = [f"## {record['date']}: {'native' if native else 'no native'} bf16", "",
-             f"- machine: {record['machine']} ({record['torch_threads']} torch threads)",
+             f"- machine: {record['machine']}",
              f"- command: `{record['command']}`",
              f"- 1-minute load average when measuring / after: {record['load_before']['load_when_measuring']:.2f} / "
              f"{record['load_after']:.2f}",

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -65,23 +64,6 @@ def wait_until_quiet(max_load: float, wait_s: float) -> dict:
         time.sleep(15)
     return {"load_at_start": first, "load_when_measuring": load(), "waited_s": round(time.time() - start),
             "quiet": load() <= max_load}
-
-
-def machine() -> str:
-    import torch
-    import transformers
-
-    cpu = platform.processor() or platform.machine()
-    with open("/proc/cpuinfo") as f:
-        names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-    if names:
-        cpu = names[0]
-    from recbole_text.text import bf16_native
-
-    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python "
-            f"{platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"transformers {transformers.__version__}, native bf16: {bf16_native('cpu')}, "
-            f"CUDA: {torch.cuda.is_available()}")
 
 
 def build(dataset: str, data_path: str, **settings):
@@ -199,6 +181,7 @@ def main(args) -> dict:
     import numpy as np
     import torch
 
+    from recbole_text.quick_start import machine_description
     from recbole_text.text import TextEncoder, item_encoder_texts, packaged_encoder_path
 
     if not (Path(args.data_path) / args.dataset / f"{args.dataset}.itemtext").is_file():
@@ -213,7 +196,7 @@ def main(args) -> dict:
     lengths = np.array([len(ids) for ids in encoder.tokenizer([t for t in texts if t])["input_ids"]])  # uncut
     record = {
         "command": "python " + " ".join([os.path.relpath(__file__, ROOT)] + sys.argv[1:]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(), **quiet,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine_description(), **quiet,
         "dataset": args.dataset, "items": len(texts) - 1, "items_with_text": int(len(lengths)), "fields": fields,
         "encoder": "all-MiniLM-L6-v2 (packaged)", "pooling": config["plm_pooling"], "max_length": max_length,
         "batch_size": batch_size,

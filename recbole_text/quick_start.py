@@ -166,18 +166,31 @@ def summarize(config, trainer, best_valid_score, best_valid_result, test_result,
 
 
 def machine_description() -> str:
+    """The one line every run record and benchmark report gives of its machine: CPU model, cores, OS, Python,
+    torch (threads), transformers, and the device, with whether the CPU has native bf16 (figures of AMX and
+    AVX2-only CPUs differ ~2x wherever bf16 autocast is on)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import torch
 
     from recbole_text.text.encoder import bf16_native
 
+    cpu = platform.processor() or platform.machine()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    try:
+        transformers = version("transformers")  # the version without importing the package
+    except PackageNotFoundError:
+        transformers = "not installed"
     if torch.cuda.is_available():
         device = torch.cuda.get_device_name(0)
-    else:  # figures of AMX and AVX2-only CPUs differ ~2x in bf16 runs: say which one ran
+    else:
         device = f"CPU only, {'native' if bf16_native('cpu') else 'no native'} bf16"
-    return (
-        f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, {device}, "
-        f"Python {platform.python_version()}, torch {torch.__version__}"
-    ).replace("  ", " ")
+    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python "
+            f"{platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+            f"transformers {transformers}, {device}")
 
 
 def write_run_record(result: dict, path) -> None:
