@@ -59,6 +59,10 @@ def check_settings(final: dict, model_class) -> None:
     max_steps = final.get("max_steps")
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
         raise ConfigError(f"max_steps={max_steps!r} must be a whole number of batches, at least 1 (~ = no limit)")
+    for name in ("time_budget_s", "train_budget_s"):
+        budget = final.get(name)
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
+            raise ConfigError(f"{name}={budget!r} must be a number of seconds above 0 (~ = no budget)")
     strategy = final.get("train_strategy") or "prefix"
     supported = getattr(model_class, "train_strategies", PREFIX_ONLY)
     if strategy not in supported:

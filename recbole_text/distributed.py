@@ -140,6 +140,11 @@ class DistributedTrainerMixin:
         import torch.distributed as dist
         from torch.nn.parallel import DistributedDataParallel
 
+        if config["train_budget_s"]:
+            from recbole_text.config import ConfigError
+
+            raise ConfigError("train_budget_s plans epochs on one process's clock and is not supported in data-"
+                              "parallel training: use time_budget_s (decided on rank 0 for all workers)")
         # the time budget is decided on rank 0 and broadcast (clocks differ between workers)
         self.distributed_time_budget_s = config["time_budget_s"]
         config["time_budget_s"] = None

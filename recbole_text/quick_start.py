@@ -91,6 +91,7 @@ def train_stages(job, saved: bool, resume: str | None, show: bool, callback_fn=N
 
     config, trainer = job.config, job.trainer
     stages = [(trainer.stage, {}), *getattr(job.model, "next_stages", lambda c: [])(config)]
+    trainer.stage_epochs = {name: settings.get("epochs", config["epochs"]) for name, settings in stages}
     checkpoint = trainer.read_checkpoint(resume) if resume else None
     point = (checkpoint or {}).get("resume_point")
     first = 0
@@ -108,6 +109,9 @@ def train_stages(job, saved: bool, resume: str | None, show: bool, callback_fn=N
     best_valid_score, best_valid_result = trainer.best_valid_score, trainer.best_valid_result
     for index, (stage, settings) in enumerate(stages[first:], start=first):
         if index > 0:
+            if trainer.planned_epochs.get(stage) == 0:
+                logging.getLogger().info(f"train_budget_s: no time left for stage {stage!r}, skipped")
+                continue
             trainer.begin_stage(stage, **settings)
         if resume and index == first:
             trainer.resume_checkpoint(resume, checkpoint)
@@ -151,6 +155,7 @@ def summarize(config, trainer, best_valid_score, best_valid_result, test_result,
         "test_result": {k: float(v) for k, v in (test_result or {}).items()},
         "epochs_run": len(history),
         "stopped_by": trainer.stopped_by,
+        "planned_epochs": trainer.planned_epochs or None,  # train_budget_s's plan, stage → epochs
         "best_epoch": best["epoch"] if best else None,
         "time_to_best_s": best["elapsed_s"] if best else None,
         "seconds_per_epoch": sum(train_seconds) / len(train_seconds) if train_seconds else None,

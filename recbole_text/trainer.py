@@ -19,7 +19,11 @@ own training loop, evaluator and early stopping run unchanged while
 * ``enable_amp`` autocasts training to ``amp_dtype`` (bf16 by default on CPU and GPU; RecBole's autocast alone
   would take fp16 on CUDA), and trains in fp32 where bf16 is not native (:func:`~recbole_text.text.encoder.autocast_dtype`);
 * ``gradient_accumulation_steps: k`` > 1 applies the mean gradient of ``k`` batches per optimizer step
-  (:func:`accumulate_gradients`; the learning-rate schedule counts those steps).
+  (:func:`accumulate_gradients`; the learning-rate schedule counts those steps);
+* ``train_budget_s: B`` plans all training stages to end within ``B`` seconds: before every epoch the epochs
+  that still fit at the mean epoch time so far are shared out between the stages (:func:`plan_epochs`),
+  the current stage's learning-rate schedule is laid out again over its planned steps, and a stage planned at 0
+  epochs is skipped (``time_budget_s``, by contrast, only stops starting new epochs in a stage).
 """
 from __future__ import annotations
 
@@ -129,6 +133,27 @@ def accumulate_gradients(optimizer, steps: int):
     return optimizer
 
 
+def plan_epochs(configured: list[int], done: list[int], current: int, fit: int) -> list[int]:
+    """Epochs per stage under a time budget. ``configured[i]``: stage ``i``'s epochs as set; ``done[i]``: the
+    epochs it has trained; ``current``: the stage training now; ``fit``: how many epochs the budget holds in all
+    (done ones included). Finished stages keep what they trained; the current stage and the later ones share
+    the rest in proportion to their configured epochs, the current one keeping at least what it trained, no
+    stage more than configured, e.g. ``plan_epochs([5, 2], [1, 0], 0, 2) == [1, 1]``."""
+    planned = [int(d) for d in done[:current]] + [int(e) for e in configured[current:]]
+    available = fit - sum(planned[:current])
+    rest = configured[current:]
+    if sum(rest) <= available:
+        return planned
+    now = min(max(round(available * rest[0] / max(sum(rest), 1)), done[current]), rest[0])
+    planned[current] = now
+    left = max(available - now, 0)
+    for index in range(current + 1, len(configured)):
+        later = sum(configured[index:])
+        planned[index] = min(configured[index], round(left * configured[index] / later)) if later else 0
+        left -= planned[index]
+    return planned
+
+
 class _StopTraining(Exception):
     """Raised at the start of an epoch that must not run; ``reason`` becomes ``stopped_by``."""
 
@@ -169,6 +194,12 @@ class SafeCheckpointMixin:
         self.scheduler = None
         self.time_budget_s = config["time_budget_s"]  # stop starting new epochs after this many seconds
         self.max_steps = config["max_steps"]  # batches per stage (checked by the config)
+        self.train_budget_s = config["train_budget_s"]  # plan all stages' epochs to fit (plan_epochs)
+        self._budget_started = None
+        self._budget_epochs = 0  # epochs trained since the budget started (this sitting)
+        self.stage_epochs = {}  # stage → configured epochs (set by quick_start.train_stages)
+        self.planned_epochs = {}  # stage → epochs planned under train_budget_s
+        self._schedule_total = None  # optimizer steps of the current linear schedule (replanned by the budget)
         if config["enable_amp"]:  # RecBole's autocast takes the device's default dtype: fp16 on CUDA, bf16 on CPU
             import torch
 
@@ -196,6 +227,8 @@ class SafeCheckpointMixin:
     # --- records -------------------------------------------------------------------------------------
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         self._fit_started = perf_counter()
+        if self._budget_started is None:
+            self._budget_started = self._fit_started
         self._train_data = train_data
         if self._resumed_loader_rng is not None and getattr(train_data, "generator", None) is not None:
             train_data.generator.set_state(self._resumed_loader_rng)
@@ -235,6 +268,10 @@ class SafeCheckpointMixin:
             raise _StopTraining("time_budget")
         if self.max_steps and self.steps_done >= self.max_steps:
             raise _StopTraining("max_steps")
+        if self.train_budget_s and self._budget_epochs:
+            self._replan(epoch_idx)
+            if epoch_idx >= self.epochs:  # the rest of this stage does not fit
+                raise _StopTraining("train_budget")
         if self.max_steps:
             train_data = StepLimited(train_data, self.max_steps - self.steps_done)
         hook = getattr(self.model, "on_epoch_start", None)
@@ -245,6 +282,7 @@ class SafeCheckpointMixin:
         loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
         self.steps_done += train_data.yielded if isinstance(train_data, StepLimited) else len(train_data)
         self.epochs_trained += 1
+        self._budget_epochs += 1
         release_free_memory()
         total = sum(loss) if isinstance(loss, tuple) else loss
         self._epoch_train = {"epoch": epoch_idx, "stage": self.stage, "train_loss": float(total),
@@ -269,6 +307,31 @@ class SafeCheckpointMixin:
         for callback in self.epoch_callbacks:
             callback(record)
         return score, result
+
+    def _replan(self, epoch_idx: int) -> None:
+        """``train_budget_s``, before each epoch after this sitting's first: share the epochs that still fit at
+        the mean epoch time so far (training, validation and table refreshes) between this stage and the later
+        ones, and lay this stage's linear schedule out again over its planned steps. On ``--resume`` the budget
+        counts afresh."""
+        elapsed = perf_counter() - self._budget_started
+        per_epoch = max(elapsed, 1e-9) / self._budget_epochs
+        more = int(min(max(self.train_budget_s - elapsed, 0) // per_epoch, 1e6))
+        stages = list(self.stage_epochs) or [self.stage]
+        configured = [self.stage_epochs.get(name, self.config["epochs"]) for name in stages]
+        current = stages.index(self.stage)
+        done = [sum(1 for r in self.history if r.get("stage") == name) for name in stages[:current]]
+        done += [epoch_idx] + [0] * (len(stages) - current - 1)
+        planned = dict(zip(stages, plan_epochs(configured, done, current, sum(done) + more)))
+        if planned != (self.planned_epochs or dict(zip(stages, configured))):
+            self.logger.info(f"train_budget_s={self.train_budget_s:g}: {per_epoch:.0f} s per epoch so far, epochs "
+                             "planned " + ", ".join(f"{name} {planned[name]} of {configured[i]}"
+                                                    for i, name in enumerate(stages)))
+        self.planned_epochs = planned
+        self.epochs = planned[self.stage]
+        if self._schedule_total is not None:
+            accumulation = getattr(self.optimizer, "accumulation_steps", 1)
+            steps = len(self._train_data) * self.epochs
+            self._schedule_total = max(min(steps, self.max_steps or steps) // accumulation, 1)
 
     def epoch_report(self) -> dict:
         """The latest epoch as Ray Tune and Ray Train report it (early-stopping state already updated)."""
@@ -303,9 +366,11 @@ class SafeCheckpointMixin:
         import torch
 
         accumulation = getattr(self.optimizer, "accumulation_steps", 1)
-        warmup, total = int(self.config["warmup_steps"] or 0), max(int(total_steps) // accumulation, 1)
+        warmup = int(self.config["warmup_steps"] or 0)
+        self._schedule_total = max(int(total_steps) // accumulation, 1)
 
         def factor(step: int) -> float:
+            total = self._schedule_total
             if step < warmup:
                 return (step + 1) / warmup
             return max(0.0, (total - step) / max(total - warmup, 1))
@@ -322,6 +387,8 @@ class SafeCheckpointMixin:
         model's ``on_stage_start(name)`` hook runs (e.g. to freeze a table) before the optimizer is built."""
         if os.path.isfile(self.saved_model_file):
             self._load_model_state(self.saved_model_file)
+        if name in self.planned_epochs:
+            settings = {**settings, "epochs": self.planned_epochs[name]}
         for key, value in settings.items():
             self.config[key] = value
         self.learning_rate = self.config["learning_rate"]

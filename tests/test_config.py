@@ -209,8 +209,10 @@ def test_pickle_cache_setting_refused(properties, key):
     ({"gradient_accumulation_steps": 2, "enable_scaler": True}, "does not work with enable_scaler"),
     ({"max_steps": 0}, "max_steps=0 must be a whole number of batches, at least 1"),
     ({"max_steps": 2.5}, "max_steps=2.5 must be a whole number"),
+    ({"train_budget_s": 0}, "train_budget_s=0 must be a number of seconds above 0"),
+    ({"time_budget_s": "1h"}, "time_budget_s='1h' must be a number of seconds"),
 ])
-def test_gradient_accumulation_is_checked_when_the_config_is_built(properties, settings, message):
+def test_training_limits_are_checked_when_the_config_is_built(properties, settings, message):
     from recbole_text.config import ConfigError
 
     with pytest.raises(ConfigError, match=message):

@@ -79,6 +79,21 @@ def test_one_worker_is_exactly_single_process_training(tiny_data, in_tmp_cwd):
     assert worker["test_result"] == pytest.approx(single["test_result"], abs=1e-6)
 
 
+def test_train_budget_is_refused_in_data_parallel_training(tiny_data, in_tmp_cwd):
+    import torch.distributed as dist
+
+    from recbole_text.config import ConfigError
+
+    settings = {**SETTINGS, "data_path": str(tiny_data), "train_budget_s": 60}
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    try:
+        with pytest.raises(ConfigError, match="train_budget_s .* not supported in data-parallel training"):
+            train_worker({"model": "SeqSASRec", "dataset": "tiny", "config_files": [], "overrides": settings,
+                          "use_gpu": False, "threads": torch.get_num_threads()})
+    finally:
+        dist.destroy_process_group()
+
+
 def test_two_ray_train_workers_match_single_process_training(ray_session, tiny_data, in_tmp_cwd):
     import ray
 

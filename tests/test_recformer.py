@@ -253,3 +253,42 @@ def test_a_two_trial_sweep_tokenises_the_catalogue_once_and_trains_both_trials(t
         assert [(h["stage"], h["epochs_done"]) for h in history] == [("finetune", 1), ("stage2", 2)]
     assert {r["learning_rate"] for r in rows} == {"0.0001", "0.003"}
     assert 0 <= summary["best"]["best_valid_ndcg@10"] <= 1
+
+
+def test_plan_epochs_shares_what_fits_between_the_stages():
+    from recbole_text.trainer import plan_epochs
+
+    assert plan_epochs([5, 2], [1, 0], 0, 100) == [5, 2]  # everything fits: as configured
+    assert plan_epochs([5, 2], [1, 0], 0, 2) == [1, 1]
+    assert plan_epochs([5, 2], [1, 0], 0, 6) == [4, 2]
+    assert plan_epochs([5, 2], [1, 0], 0, 1) == [1, 0]  # no time for stage 2
+    assert plan_epochs([5, 2], [3, 0], 0, 2) == [3, 0]  # trained epochs are kept
+    assert plan_epochs([5, 2], [3, 1], 1, 4) == [3, 1]  # a finished stage keeps what it trained
+    assert plan_epochs([5, 2], [3, 0], 1, 9) == [3, 2]
+
+
+@pytest.mark.parametrize("budget, stage2, planned, epochs", [
+    (2500.0, True, {"finetune": 1, "stage2": 1}, [("finetune", 5), ("stage2", 1)]),
+    (1500.0, True, {"finetune": 1, "stage2": 0}, [("finetune", 5)]),  # no time left for stage 2: skipped
+    (3500.0, False, {"finetune": 3}, [("finetune", 5), ("finetune", 3), ("finetune", 3)]),
+])
+def test_train_budget_plans_the_stages_and_their_schedules(budget, stage2, planned, epochs, text_data, in_tmp_cwd,
+                                                           monkeypatch):
+    """Every epoch takes 1,000 s on a fake clock; 5 (+ 2) epochs are configured. ``epochs``: each epoch's stage
+    and the epochs its linear schedule spans when it starts."""
+    import recbole_text.trainer as trainer_module
+    from recbole_text.quick_start import train_stages
+
+    clock = [0.0]
+    monkeypatch.setattr(trainer_module, "perf_counter", lambda: clock[0])
+    job = build_job("Recformer", "c", log=False, config_dict=settings(
+        text_data, epochs=5, stage2_epochs=2, finetune_stage2=stage2, stopping_step=10, lr_scheduler="linear",
+        train_budget_s=budget))
+    trainer, steps = job.trainer, len(job.train_data)
+    started = []
+    trainer.epoch_start_callbacks.append(lambda epoch: started.append((trainer.stage, trainer._schedule_total)))
+    trainer.epoch_start_callbacks.append(lambda epoch: clock.__setitem__(0, clock[0] + 1000.0))
+    train_stages(job, saved=True, resume=None, show=False)
+    assert [r["stage"] for r in trainer.history] == [stage for stage, _ in epochs]
+    assert started == [(stage, n * steps) for stage, n in epochs]
+    assert trainer.planned_epochs == planned
