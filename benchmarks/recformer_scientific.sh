@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Recformer benchmarks on 2 CPU cores, one run after another (about 2.5 hours in all):
 #   main     the used-by command on Scientific (UniSRec's split), the CPU profile of Recformer.yaml:
-#            python run_recbole_text.py --model=Recformer --dataset=Scientific  (5 + 2 epochs; results/Scientific.md)
+#            python run_recbole_text.py --model=Recformer --dataset=Scientific  (5 + 2 epochs planned into
+#            train_budget_s = 55 min; row Recformer-hour of results/Scientific.md)
+#   full     the same without the time plan: all 5 + 2 epochs (row Recformer)
+#   attributes  one epoch with title + brand only (row Recformer-title-brand-1-epoch)
 #   cpu      item-table items/s, s/step at 128 and 256 tokens, evaluation sequences/s, fp32 vs bf16 autocast
 #            (results/recformer-cpu.md)
 #   own      Recformer's own split (Scientific-Recformer, 11,041 users): gSASRec, stock SASRec and Recformer
@@ -14,15 +17,18 @@
 #            (results/Scientific.md), and the same finetuning epoch from the MiniLM backbone: "without"
 #   cold     the cold-start protocol of the UniSRec benchmarks (a seeded 10% of the items held out of training,
 #            kept in valid/test), 1 + 1 epochs: what a sitting allows in fp32 (results/Scientific.md, seen/unseen)
-# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|cpu|own|pretrain|finetune|cold]...
+# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|full|attributes|cpu|own|pretrain|finetune|cold]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B="python benchmarks/run.py"
 PRE=Office+Instruments+Games
 [ -d dataset/data/Scientific-Recformer ] || python -m recbole_text.data.converters recformer \
   --src ../shared/data/Scientific-Recformer --out dataset/data
-main() {
-  $B --dataset Scientific --models Recformer
+main() {  # the used-by command as a user types it: its 5 + 2 epochs planned into the profile's train_budget_s
+  $B --dataset Scientific --models Recformer --label_suffix=-hour
+}
+full() {  # the CPU profile's 5 + 2 epochs without the time plan
+  $B --dataset Scientific --models Recformer -- --train_budget_s=~
 }
 cpu() {
   python benchmarks/recformer_cpu.py --tokens 128 256
@@ -51,6 +57,10 @@ finetune() {
      --finetune_stage2=False
   zero_shot -zero-shot-400
   $B --dataset Scientific --models Recformer --label_suffix=-1-epoch -- --epochs=1 --finetune_stage2=False
+}
+attributes() {  # one epoch with title + brand only: more history items in 128 tokens, less text per item
+  $B --dataset Scientific --models Recformer --label_suffix=-title-brand-1-epoch -- --epochs=1 --finetune_stage2=False \
+     --recformer_attributes=title,brand
 }
 cold() {
   $B --dataset Scientific --models Recformer --label_suffix=-cold -- --cold_start_items=0.1 --epochs=1 \
