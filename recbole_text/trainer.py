@@ -329,9 +329,8 @@ class SafeCheckpointMixin:
         self.planned_epochs = planned
         self.epochs = planned[self.stage]
         if self._schedule_total is not None:
-            accumulation = getattr(self.optimizer, "accumulation_steps", 1)
             steps = len(self._train_data) * self.epochs
-            self._schedule_total = max(min(steps, self.max_steps or steps) // accumulation, 1)
+            self._set_schedule_length(min(steps, self.max_steps or steps))
 
     def epoch_report(self) -> dict:
         """The latest epoch as Ray Tune and Ray Train report it (early-stopping state already updated)."""
@@ -365,9 +364,8 @@ class SafeCheckpointMixin:
             return None
         import torch
 
-        accumulation = getattr(self.optimizer, "accumulation_steps", 1)
         warmup = int(self.config["warmup_steps"] or 0)
-        self._schedule_total = max(int(total_steps) // accumulation, 1)
+        self._set_schedule_length(total_steps)
 
         def factor(step: int) -> float:
             total = self._schedule_total
@@ -378,6 +376,10 @@ class SafeCheckpointMixin:
         scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
         self.optimizer.register_step_post_hook(lambda *_: scheduler.step())
         return scheduler
+
+    def _set_schedule_length(self, batches: int) -> None:
+        """The linear schedule ends after ``batches`` training batches (optimizer steps, with accumulation)."""
+        self._schedule_total = max(int(batches) // getattr(self.optimizer, "accumulation_steps", 1), 1)
 
     def begin_stage(self, name: str, **settings) -> None:
         """Start training stage ``name`` (then call :meth:`fit` again): the best weights saved so far are
