@@ -6,6 +6,7 @@
 #   full     the same without the time plan: all 5 + 2 epochs (row Recformer)
 #   attributes  one epoch with title + brand only (row Recformer-title-brand-1-epoch)
 #   learning_rate  one epoch at learning rate 2e-4 (row Recformer-lr2e-4-1-epoch)
+#   tokens   one epoch at 256 tokens (about 6 history items instead of 3; row Recformer-256-tokens-1-epoch)
 #   cpu      item-table items/s, s/step at 128 and 256 tokens, evaluation sequences/s, fp32 vs bf16 autocast
 #            (results/recformer-cpu.md)
 #   own      Recformer's own split (Scientific-Recformer, 11,041 users): gSASRec, stock SASRec and Recformer
@@ -18,7 +19,7 @@
 #            (results/Scientific.md), and the same finetuning epoch from the MiniLM backbone: "without"
 #   cold     the cold-start protocol of the UniSRec benchmarks (a seeded 10% of the items held out of training,
 #            kept in valid/test), 1 + 1 epochs: what a sitting allows in fp32 (results/Scientific.md, seen/unseen)
-# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|full|attributes|learning_rate|cpu|own|pretrain|finetune|cold]...
+# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|full|attributes|learning_rate|tokens|cpu|own|pretrain|finetune|cold]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B="python benchmarks/run.py"
@@ -66,6 +67,10 @@ attributes() {  # one epoch with title + brand only: more history items in 128 t
 learning_rate() {  # one epoch at twice the profile's learning rate
   $B --dataset Scientific --models Recformer --label_suffix=-lr2e-4-1-epoch -- --epochs=1 --finetune_stage2=False \
      --learning_rate=0.0002
+}
+tokens() {  # one epoch at 256 tokens: the reference says 128 "loses clearly" against 256-1024
+  $B --dataset Scientific --models Recformer --label_suffix=-256-tokens-1-epoch -- --epochs=1 \
+     --finetune_stage2=False --max_token_num=256
 }
 cold() {
   $B --dataset Scientific --models Recformer --label_suffix=-cold -- --cold_start_items=0.1 --epochs=1 \
