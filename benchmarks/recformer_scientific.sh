@@ -49,28 +49,28 @@ pretrain_sources() {  # $1 batches, $2 label suffix: pretraining on $PRE, its ch
 zero_shot() {  # $1 label suffix
   $B --dataset Scientific --models Recformer --label_suffix=$1 -- --pretrained=$CKPT --epochs=0
 }
+one_epoch() {  # $1 label suffix, then overrides: one finetuning epoch on Scientific without stage 2
+  local suffix=$1; shift
+  $B --dataset Scientific --models Recformer --label_suffix=$suffix -- --epochs=1 --finetune_stage2=False "$@"
+}
 pretrain() {
   pretrain_sources 300 -pretrain
   zero_shot -zero-shot
 }
 finetune() {
   pretrain_sources 400 -pretrain-400
-  $B --dataset Scientific --models Recformer --label_suffix=-pretrained-400 -- --pretrained=$CKPT --epochs=1 \
-     --finetune_stage2=False
+  one_epoch -pretrained-400 --pretrained=$CKPT
   zero_shot -zero-shot-400
-  $B --dataset Scientific --models Recformer --label_suffix=-1-epoch -- --epochs=1 --finetune_stage2=False
+  one_epoch -1-epoch
 }
 attributes() {  # one epoch with title + brand only: more history items in 128 tokens, less text per item
-  $B --dataset Scientific --models Recformer --label_suffix=-title-brand-1-epoch -- --epochs=1 --finetune_stage2=False \
-     --recformer_attributes=title,brand
+  one_epoch -title-brand-1-epoch --recformer_attributes=title,brand
 }
 learning_rate() {  # one epoch at twice the profile's learning rate
-  $B --dataset Scientific --models Recformer --label_suffix=-lr2e-4-1-epoch -- --epochs=1 --finetune_stage2=False \
-     --learning_rate=0.0002
+  one_epoch -lr2e-4-1-epoch --learning_rate=0.0002
 }
 tokens() {  # one epoch at 256 tokens: the reference says 128 "loses clearly" against 256-1024
-  $B --dataset Scientific --models Recformer --label_suffix=-256-tokens-1-epoch -- --epochs=1 \
-     --finetune_stage2=False --max_token_num=256
+  one_epoch -256-tokens-1-epoch --max_token_num=256
 }
 cold() {
   $B --dataset Scientific --models Recformer --label_suffix=-cold -- --cold_start_items=0.1 --epochs=1 \
