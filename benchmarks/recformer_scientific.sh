@@ -2,7 +2,9 @@
 # Recformer benchmarks on 2 CPU cores, one run after another (about 2.5 hours in all):
 #   main     the used-by command on Scientific (UniSRec's split), the CPU profile of Recformer.yaml:
 #            python run_recbole_text.py --model=Recformer --dataset=Scientific  (5 + 2 epochs planned into
-#            train_budget_s = 55 min; row Recformer-hour of results/Scientific.md)
+#            train_budget_s = 55 min; row Recformer-hour of results/Scientific.md; row Recformer-hour-amx is
+#            the same command on an AMX machine: python benchmarks/run.py --dataset Scientific --models Recformer
+#            --label_suffix=-hour-amx)
 #   full     the same without the time plan: all 5 + 2 epochs (row Recformer)
 #   attributes  one epoch with title + brand only (row Recformer-title-brand-1-epoch)
 #   learning_rate  one epoch at learning rate 2e-4 (row Recformer-lr2e-4-1-epoch)
