@@ -9,6 +9,7 @@
 #   attributes  one epoch with title + brand only (row Recformer-title-brand-1-epoch)
 #   learning_rate  one epoch at learning rate 2e-4 (row Recformer-lr2e-4-1-epoch)
 #   tokens   one epoch at 256 tokens (about 6 history items instead of 3; row Recformer-256-tokens-1-epoch)
+#            (its comparison at 128 tokens on the same machine: one_epoch -1-epoch-amx, row Recformer-1-epoch-amx)
 #   cpu      item-table items/s, s/step at 128 and 256 tokens, evaluation sequences/s, fp32 vs bf16 autocast
 #            (results/recformer-cpu.md)
 #   own      Recformer's own split (Scientific-Recformer, 11,041 users): gSASRec, stock SASRec and Recformer
