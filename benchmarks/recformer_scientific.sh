@@ -2,14 +2,13 @@
 # Recformer benchmarks on 2 CPU cores, one run after another (about 2.5 hours in all):
 #   main     the used-by command on Scientific (UniSRec's split), the CPU profile of Recformer.yaml:
 #            python run_recbole_text.py --model=Recformer --dataset=Scientific  (5 + 2 epochs planned into
-#            train_budget_s = 55 min; row Recformer-hour of results/Scientific.md; row Recformer-hour-amx is
-#            the same command on an AMX machine: python benchmarks/run.py --dataset Scientific --models Recformer
-#            --label_suffix=-hour-amx)
+#            train_budget_s = 55 min; row Recformer-hour of results/Scientific.md)
+#   amx      on an AMX machine: the used-by command (row Recformer-hour-amx) and one 128-token epoch, the
+#            same-machine comparison for the tokens step (row Recformer-1-epoch-amx)
 #   full     the same without the time plan: all 5 + 2 epochs (row Recformer)
 #   attributes  one epoch with title + brand only (row Recformer-title-brand-1-epoch)
 #   learning_rate  one epoch at learning rate 2e-4 (row Recformer-lr2e-4-1-epoch)
 #   tokens   one epoch at 256 tokens (about 6 history items instead of 3; row Recformer-256-tokens-1-epoch)
-#            (its comparison at 128 tokens on the same machine: one_epoch -1-epoch-amx, row Recformer-1-epoch-amx)
 #   cpu      item-table items/s, s/step at 128 and 256 tokens, evaluation sequences/s, fp32 vs bf16 autocast
 #            (results/recformer-cpu.md)
 #   own      Recformer's own split (Scientific-Recformer, 11,041 users): gSASRec, stock SASRec and Recformer
@@ -22,15 +21,18 @@
 #            (results/Scientific.md), and the same finetuning epoch from the MiniLM backbone: "without"
 #   cold     the cold-start protocol of the UniSRec benchmarks (a seeded 10% of the items held out of training,
 #            kept in valid/test), 1 + 1 epochs: what a sitting allows in fp32 (results/Scientific.md, seen/unseen)
-# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|full|attributes|learning_rate|tokens|cpu|own|pretrain|finetune|cold]...
+# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|tokens|cpu|own|pretrain|finetune|cold]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B="python benchmarks/run.py"
 PRE=Office+Instruments+Games
 [ -d dataset/data/Scientific-Recformer ] || python -m recbole_text.data.converters recformer \
   --src ../shared/data/Scientific-Recformer --out dataset/data
-main() {  # the used-by command as a user types it: its 5 + 2 epochs planned into the profile's train_budget_s
-  $B --dataset Scientific --models Recformer --label_suffix=-hour
+used_by() {  # $1 label suffix: the used-by command as a user types it, its 5 + 2 epochs planned into train_budget_s
+  $B --dataset Scientific --models Recformer --label_suffix=$1
+}
+main() {
+  used_by -hour
 }
 full() {  # the CPU profile's 5 + 2 epochs without the time plan
   $B --dataset Scientific --models Recformer -- --train_budget_s=~
@@ -74,6 +76,10 @@ learning_rate() {  # one epoch at twice the profile's learning rate
 }
 tokens() {  # one epoch at 256 tokens: the reference says 128 "loses clearly" against 256-1024
   one_epoch -256-tokens-1-epoch --max_token_num=256
+}
+amx() {  # the rows of an AMX machine
+  used_by -hour-amx
+  one_epoch -1-epoch-amx
 }
 cold() {
   $B --dataset Scientific --models Recformer --label_suffix=-cold -- --cold_start_items=0.1 --epochs=1 \
