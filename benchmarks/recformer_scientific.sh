@@ -19,9 +19,11 @@
 #   finetune pretraining as above but 400 batches, then one finetuning epoch on Scientific from that checkpoint
 #            (no stage 2: what the sitting allowed), then zero-shot from it: "with and without pretraining"
 #            (results/Scientific.md), and the same finetuning epoch from the MiniLM backbone: "without"
+#   prefix   every prefix → next item (RecBole's rows, ~4x the RSS rows per epoch) instead of one RSS target per
+#            user, 4 + 1 epochs planned into 110 min (row Recformer-prefix)
 #   cold     the cold-start protocol of the UniSRec benchmarks (a seeded 10% of the items held out of training,
 #            kept in valid/test), 1 + 1 epochs: what a sitting allows in fp32 (results/Scientific.md, seen/unseen)
-# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|tokens|cpu|own|pretrain|finetune|cold]...
+# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|tokens|cpu|own|pretrain|finetune|prefix|cold]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B="python benchmarks/run.py"
@@ -80,6 +82,10 @@ tokens() {  # one epoch at 256 tokens: the reference says 128 "loses clearly" ag
 amx() {  # the rows of an AMX machine
   used_by -hour-amx
   one_epoch -1-epoch-amx
+}
+prefix() {  # every prefix row per epoch: the training data UniSRec, SASRec and gSASRec see
+  $B --dataset Scientific --models Recformer --label_suffix=-prefix -- --train_strategy=prefix --epochs=4 \
+     --stage2_epochs=1 --train_budget_s=6600
 }
 cold() {
   $B --dataset Scientific --models Recformer --label_suffix=-cold -- --cold_start_items=0.1 --epochs=1 \
