@@ -19,11 +19,12 @@
 #   finetune pretraining as above but 400 batches, then one finetuning epoch on Scientific from that checkpoint
 #            (no stage 2: what the sitting allowed), then zero-shot from it: "with and without pretraining"
 #            (results/Scientific.md), and the same finetuning epoch from the MiniLM backbone: "without"
+#   pretrain_long  pretraining as above but 2,000 batches (~44% of an O+I+G epoch), then zero-shot on Scientific
 #   prefix   every prefix → next item (RecBole's rows, ~4x the RSS rows per epoch) instead of one RSS target per
 #            user, 4 + 1 epochs planned into 110 min (row Recformer-prefix)
 #   cold     the cold-start protocol of the UniSRec benchmarks (a seeded 10% of the items held out of training,
 #            kept in valid/test), 1 + 1 epochs: what a sitting allows in fp32 (results/Scientific.md, seen/unseen)
-# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|tokens|cpu|own|pretrain|finetune|prefix|cold]...
+# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|tokens|cpu|own|pretrain|finetune|pretrain_long|prefix|cold]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B="python benchmarks/run.py"
@@ -69,6 +70,10 @@ finetune() {
   one_epoch -pretrained-400 --pretrained=$CKPT
   zero_shot -zero-shot-400
   one_epoch -1-epoch
+}
+pretrain_long() {
+  pretrain_sources 2000 -pretrain-2000
+  zero_shot -zero-shot-2000
 }
 attributes() {  # one epoch with title + brand only: more history items in 128 tokens, less text per item
   one_epoch -title-brand-1-epoch --recformer_attributes=title,brand
