@@ -61,9 +61,12 @@ one_epoch() {  # $1 label suffix, then overrides: one finetuning epoch on Scient
   local suffix=$1; shift
   $B --dataset Scientific --models Recformer --label_suffix=$suffix -- --epochs=1 --finetune_stage2=False "$@"
 }
+pretrain_then_zero_shot() {  # $1 batches, $2 label tag: rows $PRE-Recformer-pretrain$2, Recformer-zero-shot$2
+  pretrain_sources $1 -pretrain$2
+  zero_shot -zero-shot$2
+}
 pretrain() {
-  pretrain_sources 300 -pretrain
-  zero_shot -zero-shot
+  pretrain_then_zero_shot 300 ""
 }
 finetune() {
   pretrain_sources 400 -pretrain-400
@@ -72,8 +75,7 @@ finetune() {
   one_epoch -1-epoch
 }
 pretrain_long() {
-  pretrain_sources 2000 -pretrain-2000
-  zero_shot -zero-shot-2000
+  pretrain_then_zero_shot 2000 -2000
 }
 attributes() {  # one epoch with title + brand only: more history items in 128 tokens, less text per item
   one_epoch -title-brand-1-epoch --recformer_attributes=title,brand
