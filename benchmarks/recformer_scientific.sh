@@ -22,9 +22,10 @@
 #   pretrain_long  pretraining as above but 2,000 batches (~44% of an O+I+G epoch), then zero-shot on Scientific
 #   prefix   every prefix → next item (RecBole's rows, ~4x the RSS rows per epoch) instead of one RSS target per
 #            user, 4 + 1 epochs planned into 110 min (row Recformer-prefix)
+#   prefix_long  the same, 5 + 1 epochs planned into 135 min (row Recformer-prefix-long)
 #   cold     the cold-start protocol of the UniSRec benchmarks (a seeded 10% of the items held out of training,
 #            kept in valid/test), 1 + 1 epochs: what a sitting allows in fp32 (results/Scientific.md, seen/unseen)
-# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|tokens|cpu|own|pretrain|finetune|pretrain_long|prefix|cold]...
+# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|tokens|cpu|own|pretrain|finetune|pretrain_long|prefix|prefix_long|cold]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B="python benchmarks/run.py"
@@ -93,6 +94,10 @@ amx() {  # the rows of an AMX machine
 prefix() {  # every prefix row per epoch: the training data UniSRec, SASRec and gSASRec see
   $B --dataset Scientific --models Recformer --label_suffix=-prefix -- --train_strategy=prefix --epochs=4 \
      --stage2_epochs=1 --train_budget_s=6600
+}
+prefix_long() {  # the same rows, longer: prefix's validation was still rising when its budget ended it
+  $B --dataset Scientific --models Recformer --label_suffix=-prefix-long -- --train_strategy=prefix --epochs=5 \
+     --stage2_epochs=1 --train_budget_s=8100
 }
 cold() {
   $B --dataset Scientific --models Recformer --label_suffix=-cold -- --cold_start_items=0.1 --epochs=1 \
