@@ -91,13 +91,15 @@ amx() {  # the rows of an AMX machine
   used_by -hour-amx
   one_epoch -1-epoch-amx
 }
-prefix() {  # every prefix row per epoch: the training data UniSRec, SASRec and gSASRec see
-  $B --dataset Scientific --models Recformer --label_suffix=-prefix -- --train_strategy=prefix --epochs=4 \
-     --stage2_epochs=1 --train_budget_s=6600
+prefix_rows() {  # $1 label suffix, $2 stage-1 epochs, $3 train_budget_s: every prefix row, + 1 stage-2 epoch
+  $B --dataset Scientific --models Recformer --label_suffix=$1 -- --train_strategy=prefix --epochs=$2 \
+     --stage2_epochs=1 --train_budget_s=$3
+}
+prefix() {  # the training data UniSRec, SASRec and gSASRec see
+  prefix_rows -prefix 4 6600
 }
 prefix_long() {  # the same rows, longer: prefix's validation was still rising when its budget ended it
-  $B --dataset Scientific --models Recformer --label_suffix=-prefix-long -- --train_strategy=prefix --epochs=5 \
-     --stage2_epochs=1 --train_budget_s=8100
+  prefix_rows -prefix-long 5 8100
 }
 cold() {
   $B --dataset Scientific --models Recformer --label_suffix=-cold -- --cold_start_items=0.1 --epochs=1 \
