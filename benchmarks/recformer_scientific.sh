@@ -23,9 +23,11 @@
 #   prefix   every prefix → next item (RecBole's rows, ~4x the RSS rows per epoch) instead of one RSS target per
 #            user, 4 + 1 epochs planned into 110 min (row Recformer-prefix)
 #   prefix_long  the same, 5 + 1 epochs planned into 135 min (row Recformer-prefix-long)
+#   pretrained_prefix  pretraining as in pretrain_long, then prefix_long's finetuning from that checkpoint: "with
+#            and without pretraining" at the best finetuning recipe (row Recformer-pretrained-prefix-long)
 #   cold     the cold-start protocol of the UniSRec benchmarks (a seeded 10% of the items held out of training,
 #            kept in valid/test), 1 + 1 epochs: what a sitting allows in fp32 (results/Scientific.md, seen/unseen)
-# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|tokens|cpu|own|pretrain|finetune|pretrain_long|prefix|prefix_long|cold]...
+# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|tokens|cpu|own|pretrain|finetune|pretrain_long|prefix|prefix_long|pretrained_prefix|cold]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B="python benchmarks/run.py"
@@ -91,15 +93,20 @@ amx() {  # the rows of an AMX machine
   used_by -hour-amx
   one_epoch -1-epoch-amx
 }
-prefix_rows() {  # $1 label suffix, $2 stage-1 epochs, $3 train_budget_s: every prefix row, + 1 stage-2 epoch
-  $B --dataset Scientific --models Recformer --label_suffix=$1 -- --train_strategy=prefix --epochs=$2 \
-     --stage2_epochs=1 --train_budget_s=$3
+prefix_rows() {  # $1 label suffix, $2 stage-1 epochs, $3 train_budget_s, then overrides: every prefix row,
+  local suffix=$1 epochs=$2 budget=$3; shift 3  # + 1 stage-2 epoch
+  $B --dataset Scientific --models Recformer --label_suffix=$suffix -- --train_strategy=prefix --epochs=$epochs \
+     --stage2_epochs=1 --train_budget_s=$budget "$@"
 }
 prefix() {  # the training data UniSRec, SASRec and gSASRec see
   prefix_rows -prefix 4 6600
 }
 prefix_long() {  # the same rows, longer: prefix's validation was still rising when its budget ended it
   prefix_rows -prefix-long 5 8100
+}
+pretrained_prefix() {  # prefix_long from the 2,000-batch pretrained checkpoint (the pretraining row is rewritten)
+  pretrain_sources 2000 -pretrain-2000
+  prefix_rows -pretrained-prefix-long 5 8100 --pretrained=$CKPT
 }
 cold() {
   $B --dataset Scientific --models Recformer --label_suffix=-cold -- --cold_start_items=0.1 --epochs=1 \
