@@ -110,6 +110,13 @@ def number(value, decimals: int) -> str:
     return MISSING if value is None else f"{value:.{decimals}f}"
 
 
+def wall_cell(record: dict) -> str:
+    """The process's wall time; for a run resumed over several sittings, their sum and how many."""
+    earlier = (record.get("sittings_s") or [None])[:-1]
+    total = sum(earlier) + record["process_wall_s"]
+    return number(total, 0) + (f" ({len(earlier) + 1} sittings)" if earlier else "")
+
+
 def target_group_table(records: dict) -> list[str]:
     """Test metrics split by whether the target item occurred in training (``test_by_target``); cold-start runs
     (``cold_start_items`` > 0) hold a share of the items out of training on purpose."""
@@ -144,7 +151,7 @@ def render_markdown(dataset: str, records: dict, baseline: str = "SASRec") -> st
         row = [label, r["model"], *(format_metric(test, m) for m in TABLE_METRICS), str(r["epochs_run"]),
                str(r["best_epoch"]), str(r.get("stopped_by")), number(r["time_to_best_s"], 0),
                number(r["seconds_per_epoch"], 1), number(r["valid_seconds_per_epoch"], 1),
-               number(r["process_wall_s"], 0), number(r["process_peak_rss_mb"], 0)]
+               wall_cell(r), number(r["process_peak_rss_mb"], 0)]
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     lines += target_group_table(records)

@@ -40,6 +40,7 @@ def run(
     started = perf_counter()
     job = build_job(model, dataset, config_file_list, config_dict)
     config, trainer = job.config, job.trainer
+    trainer.sitting_started = started
     trainer.epoch_callbacks.extend(epoch_callbacks)
 
     show = config["show_progress"]
@@ -160,7 +161,9 @@ def summarize(config, trainer, best_valid_score, best_valid_result, test_result,
         "time_to_best_s": best["elapsed_s"] if best else None,
         "seconds_per_epoch": sum(train_seconds) / len(train_seconds) if train_seconds else None,
         "valid_seconds_per_epoch": sum(r["valid_s"] for r in history) / len(history) if history else None,
-        "wall_time_s": wall_s,
+        "wall_time_s": wall_s,  # this sitting
+        "sittings_s": [*trainer.earlier_sittings_s, wall_s],  # every sitting of a resumed run, this one last
+        "total_wall_s": sum(trainer.earlier_sittings_s) + wall_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "checkpoint": trainer.saved_model_file,
         "history": history,

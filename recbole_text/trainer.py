@@ -15,6 +15,8 @@ own training loop, evaluator and early stopping run unchanged while
 * with ``resume_point_file`` set, every validated epoch also writes a *resume point*: the current (not the best)
   weights, optimizer, schedule, early-stopping state, stage, history, the best checkpoint's path and the random
   states, so ``--resume=<resume point>`` continues a long run where it stopped, in whichever stage it was;
+  it also keeps the seconds each sitting ran up to it (``sittings_s``), so a run spread over several sittings
+  reports its total compute (the work an interruption lost after the last resume point is not counted);
 * :func:`load_pretrained` loads weights by name from a safe checkpoint (``--pretrained=PATH``);
 * ``enable_amp`` autocasts training to ``amp_dtype`` (bf16 by default on CPU and GPU; RecBole's autocast alone
   would take fp16 on CUDA), and trains in fp32 where bf16 is not native (:func:`~recbole_text.text.encoder.autocast_dtype`);
@@ -215,6 +217,8 @@ class SafeCheckpointMixin:
         self.steps_done = 0  # batches trained in this stage
         self.epochs_trained = 0  # epochs trained in all stages (Ray's and the scheduler's clock)
         self.stopped_by = None
+        self.sitting_started = perf_counter()  # run() sets it to the process's start
+        self.earlier_sittings_s = []  # seconds each earlier sitting ran up to its last resume point
         self.resume_point_file = None  # set (e.g. by run()) to write a resume point after every validation
         self._resumed_scheduler = None  # a resume point's schedule state, applied when fit() builds the schedule
         self._resumed_loader_rng = None  # and its training loader's generator state, applied by fit()
@@ -448,6 +452,7 @@ class SafeCheckpointMixin:
             "best_model_file": self.saved_model_file,
             "best_valid_result": {k: float(v) for k, v in (self.best_valid_result or {}).items()},
             "history": self.history,
+            "sittings_s": [*self.earlier_sittings_s, perf_counter() - self.sitting_started],
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "rng": {"torch": torch.get_rng_state(), "python": plain(random.getstate()),
                     "numpy": [torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],
@@ -502,6 +507,7 @@ class SafeCheckpointMixin:
                 raise CheckpointError(f"{resume_file}: its best checkpoint {self.saved_model_file} is missing")
             self.best_valid_result = point["best_valid_result"]
             self.history = list(point["history"])
+            self.earlier_sittings_s = [float(seconds) for seconds in point.get("sittings_s", [])]
             self.steps_done = int(point.get("steps_done", 0))
             self.epochs_trained = int(point.get("epochs_trained", self.start_epoch))
             self._resumed_scheduler = point["scheduler"]

@@ -49,6 +49,16 @@ def test_table_shows_a_dash_for_metrics_a_committed_run_did_not_record():
     assert rows[1].startswith("| gSASRec | SASRec | 0.1188 | 0.0552 |" + dash * 4 + " 0.4123 | 0.8000 | 251.3 | 12 |")
 
 
+def test_wall_of_a_run_resumed_over_sittings_is_their_sum():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from run import wall_cell
+
+    assert wall_cell({"process_wall_s": 1562.4}) == "1562"  # a record from before sittings were kept
+    assert wall_cell({"process_wall_s": 1562.4, "sittings_s": [1560.0]}) == "1562"
+    # the harness's process wall replaces the last sitting's in-process wall
+    assert wall_cell({"process_wall_s": 900.0, "sittings_s": [8000.0, 890.0]}) == "8900 (2 sittings)"
+
+
 def test_seed_variation_summarises_each_group_against_the_baseline(tmp_path):
     def record(seed, ndcg, recall):
         flag = f" --seed={seed}" if seed != 2020 else ""

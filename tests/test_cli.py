@@ -95,6 +95,12 @@ def test_an_interrupted_run_resumes_from_its_resume_point_as_if_never_stopped(ti
         assert got["valid_score"] == pytest.approx(want["valid_score"], abs=1e-6)
     assert resumed["test_result"] == pytest.approx(full["test_result"], abs=1e-6)
     assert not Path(point_file).exists()
+    # the compute of both sittings: the first up to its resume point, then this one
+    assert len(full["sittings_s"]) == 1 and full["total_wall_s"] == full["wall_time_s"]
+    first_sitting = point["resume_point"]["sittings_s"]
+    assert len(first_sitting) == 1 and first_sitting[0] > 0
+    assert resumed["sittings_s"] == pytest.approx([first_sitting[0], resumed["wall_time_s"]])
+    assert resumed["total_wall_s"] == pytest.approx(first_sitting[0] + resumed["wall_time_s"])
 
 
 def test_a_resume_point_of_another_stage_is_refused(tiny_data, in_tmp_cwd):
