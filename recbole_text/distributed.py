@@ -4,7 +4,7 @@
 
 Ray Train's ``TorchTrainer`` starts ``num_workers`` processes and joins them in a process group (gloo on CPU,
 NCCL with ``--use_gpu``). Every worker builds the same config, dataset and model (same seed) and runs RecBole's
-own training loop (:class:`~recbole_text.trainer.SafeCheckpointMixin` over the model's trainer) with three
+own training loop (:class:`~recbole_text.trainer.SafeCheckpointMixin` over the model's trainer) with these
 changes, all in :class:`DistributedTrainerMixin`:
 
 * **data**: each global batch of the training loader is split between the workers (``rows[rank::world]``,
@@ -16,6 +16,9 @@ changes, all in :class:`DistributedTrainerMixin`:
 * **evaluation**: rank 0 evaluates (RecBole's evaluator, full ranking) and broadcasts the result, so every
   worker takes the same early-stopping decision; rank 0 saves the best checkpoint, evaluates it on the test
   split and returns the run record (the same record as :func:`recbole_text.quick_start.run`).
+* **stages and budgets**: every training stage runs as in ``run()`` (:func:`~recbole_text.quick_start.train_stages`,
+  e.g. Recformer's stage 2), each starting on every worker from rank 0's best weights; ``time_budget_s`` and
+  ``train_budget_s``'s epoch plan are decided on rank 0's clock and broadcast, so all workers stop together.
 
 RecBole 1.2.1 has its own multi-GPU path (``single_spec: False`` with ``nproc``/``world_size``/``local_rank``),
 but it is bypassed: it wraps the model with ``device_ids=[local_rank]`` (CUDA only, so no CPU/gloo), shards
@@ -26,6 +29,7 @@ With one worker the loop is exactly single-process training (no sharding), so me
 """
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -138,22 +142,34 @@ class DistributedTrainerMixin:
 
     def __init__(self, config, model):
         import torch.distributed as dist
-        from torch.nn.parallel import DistributedDataParallel
 
-        if config["train_budget_s"]:
-            from recbole_text.config import ConfigError
-
-            raise ConfigError("train_budget_s plans epochs on one process's clock and is not supported in data-"
-                              "parallel training: use time_budget_s (decided on rank 0 for all workers)")
-        # the time budget is decided on rank 0 and broadcast (clocks differ between workers)
+        # time_budget_s and train_budget_s's plan are decided on rank 0's clock for all workers (clocks differ)
         self.distributed_time_budget_s = config["time_budget_s"]
         config["time_budget_s"] = None
         super().__init__(config, model)
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
-        device_ids = [self.device.index or 0] if self.device.type == "cuda" else None
-        self.ddp = DistributedDataParallel(_LossModule(self.model), device_ids=device_ids)
+        self.ddp = None
+        self._wrap()
         self._clock = None
         self.epoch_cpu_s: list[float] = []  # CPU seconds of this process per training epoch (vs wall: its share)
+
+    def _wrap(self) -> None:
+        """(Re)build the DDP wrapper: its constructor gives every worker rank 0's parameters and buffers, and
+        registers the gradient all-reduce for the parameters that require gradients now."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        self.ddp = None  # the old wrapper's reducer and its gradient hooks go first
+        gc.collect()
+        device_ids = [self.device.index or 0] if self.device.type == "cuda" else None
+        self.ddp = DistributedDataParallel(_LossModule(self.model), device_ids=device_ids)
+
+    def _stage_begun(self) -> None:
+        """A new stage (``begin_stage``): rank 0 alone saved and reloaded the best weights, and the stage may
+        freeze parameters; a new wrapper shares rank 0's weights and hooks the parameters trained now."""
+        self._wrap()
+
+    def _decided_once(self, value):
+        return _broadcast_json(value)  # rank 0's value
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         self._clock = perf_counter()
@@ -162,7 +178,7 @@ class DistributedTrainerMixin:
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         if self.distributed_time_budget_s:
             over = self._clock is not None and perf_counter() - self._clock > self.distributed_time_budget_s
-            if _broadcast_json(bool(over)):
+            if self._decided_once(bool(over)):
                 raise _StopTraining("time_budget")
         inner = loss_func or self.model.calculate_loss
         cpu = process_time()
@@ -207,7 +223,7 @@ def train_worker(job: dict, report=None) -> dict | None:
     import torch.distributed as dist
 
     from recbole_text.job import build_job
-    from recbole_text.quick_start import summarize
+    from recbole_text.quick_start import summarize, train_stages
     from recbole_text.registry import get_base_trainer
 
     started = perf_counter()
@@ -222,11 +238,10 @@ def train_worker(job: dict, report=None) -> dict | None:
         worker_seed_offset=rank,
     )
     config, trainer, train_data = built.config, built.trainer, built.train_data
-    if job.get("resume"):
-        trainer.resume_checkpoint(job["resume"])
+    trainer.sitting_started = started
     rows = len(train_data.users) if hasattr(train_data, "users") else getattr(train_data, "sample_size", None)
     if world > 1:
-        train_data = ShardedTrainData(train_data, rank, world, config["seed"])
+        built.train_data = ShardedTrainData(train_data, rank, world, config["seed"])
 
     def after_validation(epoch_idx, valid_score):
         if report is not None:
@@ -234,10 +249,12 @@ def train_worker(job: dict, report=None) -> dict | None:
 
     saved = bool(job.get("saved", True)) and rank == 0
     show = bool(config["show_progress"]) and rank == 0
-    best_score, best_result = trainer.fit(train_data, built.valid_data, saved=saved, show_progress=show,
-                                          callback_fn=after_validation)
+    best_score, best_result = train_stages(built, saved=saved, resume=job.get("resume"), show=show,
+                                           callback_fn=after_validation)
     if rank != 0:
         return None
+    if trainer.resume_point_file and os.path.isfile(trainer.resume_point_file):
+        os.remove(trainer.resume_point_file)  # a finished run has nothing left to resume
     test_result = trainer.evaluate(built.test_data, load_best_model=saved, show_progress=False)
     result = summarize(config, trainer, best_score, best_result, test_result, perf_counter() - started)
     train_s = [r["train_s"] for r in trainer.history]

@@ -317,7 +317,7 @@ class SafeCheckpointMixin:
         the mean epoch time so far (training, validation and table refreshes) between this stage and the later
         ones, and lay this stage's linear schedule out again over its planned steps. On ``--resume`` the budget
         counts afresh."""
-        elapsed = perf_counter() - self._budget_started
+        elapsed = self._decided_once(perf_counter() - self._budget_started)  # rank 0's clock in data parallel
         per_epoch = max(elapsed, 1e-9) / self._budget_epochs
         more = int(min(max(self.train_budget_s - elapsed, 0) // per_epoch, 1e6))
         stages = list(self.stage_epochs) or [self.stage]
@@ -335,6 +335,12 @@ class SafeCheckpointMixin:
         if self._schedule_total is not None:
             steps = len(self._train_data) * self.epochs
             self._set_schedule_length(min(steps, self.max_steps or steps))
+
+    def _decided_once(self, value):
+        """``value`` as one process decided it: itself here; rank 0's under data parallelism, where each worker
+        has its own clock (:class:`~recbole_text.distributed.DistributedTrainerMixin`)."""
+        decide = getattr(super(), "_decided_once", None)
+        return value if decide is None else decide(value)
 
     def epoch_report(self) -> dict:
         """The latest epoch as Ray Tune and Ray Train report it (early-stopping state already updated)."""
@@ -407,6 +413,9 @@ class SafeCheckpointMixin:
         self.optimizer = self._build_optimizer(params=[p for p in self.model.parameters() if p.requires_grad])
         self.scheduler = None  # rebuilt by fit() over the new stage's epochs
         self.start_epoch, self.cur_step, self.stage, self.steps_done = 0, 0, name, 0
+        stage_begun = getattr(super(), "_stage_begun", None)  # data parallel: every worker takes rank 0's weights
+        if stage_begun is not None:
+            stage_begun()
         self.logger.info(f"training stage {name!r}: fresh optimizer, lr {self.learning_rate}, {self.epochs} epochs")
 
     # --- checkpoints -----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ and a 2-worker gloo run on loopback whose metrics match single-process training 
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 import torch
@@ -79,19 +80,95 @@ def test_one_worker_is_exactly_single_process_training(tiny_data, in_tmp_cwd):
     assert worker["test_result"] == pytest.approx(single["test_result"], abs=1e-6)
 
 
-def test_train_budget_is_refused_in_data_parallel_training(tiny_data, in_tmp_cwd):
+def state_sums(state: dict) -> list[float]:
+    return [float(t.double().sum()) for t in state.values() if t.is_floating_point()]
+
+
+def two_stage_worker(rank: int, port: int, settings: dict, out: str) -> None:
+    """One of two gloo workers training Recformer's two stages under ``train_budget_s``, their clocks apart:
+    rank 0's runs 1,000 s per epoch, rank 1's stands still (alone it would plan every configured epoch).
+    Rank 0's validation scores fall epoch after epoch, so the best checkpoint is stage 1's first epoch and
+    stage 2 must start from it, not from the last epoch's weights. Writes ``out/rank<r>.json``."""
+    import json
+    from datetime import timedelta
+
     import torch.distributed as dist
 
-    from recbole_text.config import ConfigError
+    import recbole_text.job as job_module
+    import recbole_text.trainer as trainer_module
+    from recbole_text.compat import load_checkpoint
+    from recbole_text.distributed import DistributedTrainerMixin
 
-    settings = {**SETTINGS, "data_path": str(tiny_data), "train_budget_s": 60}
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    torch.set_num_threads(1)
+    clock = [0.0]
+    trainer_module.perf_counter = lambda: clock[0]
+    jobs, stage2_start = [], []
+    real_build = job_module.build_job
+
+    def build(*args, **kwargs):
+        job = real_build(*args, **kwargs)
+        trainer = job.trainer
+        if rank == 0:
+            trainer.epoch_start_callbacks.append(lambda epoch: clock.__setitem__(0, clock[0] + 1000.0))
+            base = type(trainer).__mro__[type(trainer).__mro__.index(DistributedTrainerMixin) + 1]
+            scores = iter([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+            base._valid_epoch = lambda self, data, show_progress=False: (next(scores), {"ndcg@10": 0.0})
+        trainer.epoch_start_callbacks.append(
+            lambda epoch: stage2_start.append(state_sums(job.model.state_dict())) if trainer.stage == "stage2"
+            else None)
+        jobs.append(job)
+        return job
+
+    job_module.build_job = build
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
+                            timeout=timedelta(seconds=60))  # workers that disagree fail instead of hanging
+    reports, validated = [], []  # each validation's report and the weights it validated
+
+    def report(metrics):
+        reports.append(metrics)
+        validated.append(state_sums(jobs[0].model.state_dict()))
+
     try:
-        with pytest.raises(ConfigError, match="train_budget_s .* not supported in data-parallel training"):
-            train_worker({"model": "SeqSASRec", "dataset": "tiny", "config_files": [], "overrides": settings,
-                          "use_gpu": False, "threads": torch.get_num_threads()})
+        result = train_worker({"model": "Recformer", "dataset": "c", "config_files": [], "overrides": settings,
+                               "use_gpu": False, "threads": 1}, report=report)
     finally:
         dist.destroy_process_group()
+    trainer = jobs[0].trainer
+    record = {"stages": [r["stage"] for r in reports], "planned": trainer.planned_epochs,
+              "stage2_start": stage2_start, "final": validated[-1]}
+    if rank == 0:
+        record["best"] = state_sums(load_checkpoint(trainer.saved_model_file)["state_dict"])
+        record["tested"] = result is not None and "ndcg@10" in result["test_result"]
+    Path(out, f"rank{rank}.json").write_text(json.dumps(record))
+
+
+def test_two_workers_share_rank_0s_budget_plan_and_start_stage_2_from_its_best_weights(text_data, in_tmp_cwd):
+    import json
+    import multiprocessing
+
+    from test_recformer import settings as recformer_settings
+
+    settings = recformer_settings(text_data, epochs=5, stage2_epochs=2, finetune_stage2=True, stopping_step=10,
+                                  lr_scheduler="linear", train_budget_s=4500.0)
+    context = multiprocessing.get_context("spawn")
+    port = free_port()
+    workers = [context.Process(target=two_stage_worker, args=(rank, port, settings, str(in_tmp_cwd)))
+               for rank in (0, 1)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=240)
+        if worker.is_alive():
+            worker.terminate()
+    assert [w.exitcode for w in workers] == [0, 0]
+    ranks = [json.loads((in_tmp_cwd / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for record in ranks:  # rank 0's plan at 1,000 s per epoch: 4 epochs fit 4,500 s, shared 3 + 1
+        assert record["planned"] == {"finetune": 3, "stage2": 1}
+        assert record["stages"] == ["finetune"] * 3 + ["stage2"]
+        assert record["stage2_start"][0] == pytest.approx(ranks[0]["best"], rel=1e-9, abs=1e-9)
+    assert ranks[0]["final"] == pytest.approx(ranks[1]["final"], rel=1e-6, abs=1e-6)  # DDP kept them equal
+    assert ranks[0]["final"] != pytest.approx(ranks[0]["best"], rel=1e-6, abs=1e-6)  # stage 2 did train
+    assert ranks[0]["tested"]
 
 
 def test_two_ray_train_workers_match_single_process_training(ray_session, tiny_data, in_tmp_cwd):
