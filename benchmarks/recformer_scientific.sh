@@ -8,6 +8,7 @@
 #   full     the same without the time plan: all 5 + 2 epochs (row Recformer)
 #   attributes  one epoch with title + brand only (row Recformer-title-brand-1-epoch)
 #   learning_rate  one epoch at learning rate 2e-4 (row Recformer-lr2e-4-1-epoch)
+#   temperature  one epoch at τ 0.1 and one at τ 0.03 (rows Recformer-tau0.1-1-epoch, Recformer-tau0.03-1-epoch)
 #   tokens   one epoch at 256 tokens (about 6 history items instead of 3; row Recformer-256-tokens-1-epoch)
 #   cpu      item-table items/s, s/step at 128 and 256 tokens, evaluation sequences/s, fp32 vs bf16 autocast
 #            (results/recformer-cpu.md)
@@ -27,7 +28,7 @@
 #            and without pretraining" at the best finetuning recipe (row Recformer-pretrained-prefix-long)
 #   cold     the cold-start protocol of the UniSRec benchmarks (a seeded 10% of the items held out of training,
 #            kept in valid/test), 1 + 1 epochs: what a sitting allows in fp32 (results/Scientific.md, seen/unseen)
-# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|tokens|cpu|own|pretrain|finetune|pretrain_long|prefix|prefix_long|pretrained_prefix|cold]...
+# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|temperature|tokens|cpu|own|pretrain|finetune|pretrain_long|prefix|prefix_long|pretrained_prefix|cold]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B="python benchmarks/run.py"
@@ -85,6 +86,10 @@ attributes() {  # one epoch with title + brand only: more history items in 128 t
 }
 learning_rate() {  # one epoch at twice the profile's learning rate
   one_epoch -lr2e-4-1-epoch --learning_rate=0.0002
+}
+temperature() {  # one epoch at τ = 0.1 and at τ = 0.03 around the paper's 0.05
+  one_epoch -tau0.1-1-epoch --temperature=0.1
+  one_epoch -tau0.03-1-epoch --temperature=0.03
 }
 tokens() {  # one epoch at 256 tokens: the reference says 128 "loses clearly" against 256-1024
   one_epoch -256-tokens-1-epoch --max_token_num=256
