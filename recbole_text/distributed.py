@@ -168,6 +168,16 @@ class DistributedTrainerMixin:
         freeze parameters; a new wrapper shares rank 0's weights and hooks the parameters trained now."""
         self._wrap()
 
+    def _random_states_restored(self) -> None:
+        """A resume point gave every worker rank 0's random states: each other worker draws its own again (as
+        ``worker_seed_offset`` did at the start), seeded from the restored state and its rank. The loader's
+        shuffling generator stays common to all."""
+        if self.rank:
+            from recbole.utils import init_seed
+
+            init_seed(int(torch.randint(2 ** 31 - 1 - self.world_size, ())) + self.rank,
+                      self.config["reproducibility"])
+
     def _decided_once(self, value):
         return _broadcast_json(value)  # rank 0's value
 

@@ -525,6 +525,9 @@ class SafeCheckpointMixin:
             random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
             np.random.set_state(("MT19937", rng["numpy"][0].numpy().astype(np.uint32), *rng["numpy"][1:]))
             self._resumed_loader_rng = rng["loader"]
+            restored = getattr(super(), "_random_states_restored", None)  # data parallel: one state per worker
+            if restored is not None:
+                restored()
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
         return point
 

@@ -191,3 +191,26 @@ def test_two_ray_train_workers_match_single_process_training(ray_session, tiny_d
     # rank 0 saved the best checkpoint and evaluated it on the test split, as single-process training does
     checkpoint = torch.load(two["checkpoint"], weights_only=True)
     assert checkpoint["model"] == "SeqSASRec"
+
+
+def test_a_resumed_worker_draws_its_own_random_numbers_again():
+    """A resume point restores rank 0's random states on every worker; the others must not draw rank 0's
+    dropout masks and negatives from then on."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from recbole_text.distributed import DistributedTrainerMixin
+
+    def draws(rank):
+        torch.manual_seed(7)
+        np.random.seed(7)
+        worker = SimpleNamespace(rank=rank, world_size=2, config={"reproducibility": True})
+        DistributedTrainerMixin._random_states_restored(worker)
+        return torch.rand(4), np.random.rand(4)
+
+    rank0, rank1, rank1_again = draws(0), draws(1), draws(1)
+    torch.manual_seed(7)
+    assert torch.equal(rank0[0], torch.rand(4))  # rank 0 keeps the restored state
+    assert not torch.equal(rank0[0], rank1[0]) and not np.array_equal(rank0[1], rank1[1])
+    assert torch.equal(rank1[0], rank1_again[0])  # and the others' is reproducible
