@@ -173,10 +173,14 @@ class DistributedTrainerMixin:
         ``worker_seed_offset`` did at the start), seeded from the restored state and its rank. The loader's
         shuffling generator stays common to all."""
         if self.rank:
-            from recbole.utils import init_seed
+            import random
 
-            init_seed(int(torch.randint(2 ** 31 - 1 - self.world_size, ())) + self.rank,
-                      self.config["reproducibility"])
+            import numpy as np
+
+            seed = int(torch.randint(2 ** 31 - 1 - self.world_size, ())) + self.rank
+            random.seed(seed)
+            np.random.seed(seed)
+            torch.manual_seed(seed)
 
     def _decided_once(self, value):
         return _broadcast_json(value)  # rank 0's value

@@ -142,6 +142,9 @@ def build_job(
         config["device"] = torch.device(device)
     init_seed(config["seed"], config["reproducibility"])
     if log:
+        # RecBole's init_logger makes ./log/<model> with an exists-check then makedirs, which fails when two
+        # processes (data-parallel workers) start together in one folder
+        os.makedirs(os.path.join("log", config["model"]), exist_ok=True)
         init_logger(config)
         logging.getLogger().info(config)
     ensure_dataset(config)

@@ -205,7 +205,7 @@ def test_a_resumed_worker_draws_its_own_random_numbers_again():
     def draws(rank):
         torch.manual_seed(7)
         np.random.seed(7)
-        worker = SimpleNamespace(rank=rank, world_size=2, config={"reproducibility": True})
+        worker = SimpleNamespace(rank=rank, world_size=2)
         DistributedTrainerMixin._random_states_restored(worker)
         return torch.rand(4), np.random.rand(4)
 
