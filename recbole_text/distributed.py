@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from recbole_text.config import ConfigError
-from recbole_text.trainer import SafeCheckpointMixin, _StopTraining
+from recbole_text.trainer import SafeCheckpointMixin
 
 RESULT_FILE = "result.json"
 
@@ -143,14 +143,9 @@ class DistributedTrainerMixin:
     def __init__(self, config, model):
         import torch.distributed as dist
 
-        # time_budget_s and train_budget_s's plan are decided on rank 0's clock for all workers (clocks differ)
-        self.distributed_time_budget_s = config["time_budget_s"]
-        config["time_budget_s"] = None
         super().__init__(config, model)
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
-        self.ddp = None
         self._wrap()
-        self._clock = None
         self.epoch_cpu_s: list[float] = []  # CPU seconds of this process per training epoch (vs wall: its share)
 
     def _wrap(self) -> None:
@@ -183,17 +178,9 @@ class DistributedTrainerMixin:
             torch.manual_seed(seed)
 
     def _decided_once(self, value):
-        return _broadcast_json(value)  # rank 0's value
-
-    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
-        self._clock = perf_counter()
-        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        return _broadcast_json(value)  # rank 0's: time_budget_s and train_budget_s decide on its clock
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
-        if self.distributed_time_budget_s:
-            over = self._clock is not None and perf_counter() - self._clock > self.distributed_time_budget_s
-            if self._decided_once(bool(over)):
-                raise _StopTraining("time_budget")
         inner = loss_func or self.model.calculate_loss
         cpu = process_time()
         loss = super()._train_epoch(train_data, epoch_idx, loss_func=lambda batch: self.ddp(batch, inner),
@@ -267,8 +254,7 @@ def train_worker(job: dict, report=None) -> dict | None:
                                            callback_fn=after_validation)
     if rank != 0:
         return None
-    if trainer.resume_point_file and os.path.isfile(trainer.resume_point_file):
-        os.remove(trainer.resume_point_file)  # a finished run has nothing left to resume
+    trainer.discard_resume_point()
     test_result = trainer.evaluate(built.test_data, load_best_model=saved, show_progress=False)
     result = summarize(config, trainer, best_score, best_result, test_result, perf_counter() - started)
     train_s = [r["train_s"] for r in trainer.history]

@@ -60,8 +60,7 @@ def run(
             if saved:
                 trainer.load_best_model()
             test_result, by_target = evaluate_test(job, show)
-        if trainer.resume_point_file and os.path.isfile(trainer.resume_point_file):
-            os.remove(trainer.resume_point_file)  # a finished run has nothing left to resume
+        trainer.discard_resume_point()
     result = summarize(config, trainer, best_valid_score, best_valid_result, test_result, perf_counter() - started)
     if by_target is not None:
         result["test_by_target"] = by_target

@@ -268,7 +268,8 @@ class SafeCheckpointMixin:
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         start = perf_counter()
-        if self.time_budget_s and self._fit_started and start - self._fit_started > self.time_budget_s:
+        if self.time_budget_s and self._decided_once(self._fit_started is not None and
+                                                     start - self._fit_started > self.time_budget_s):
             raise _StopTraining("time_budget")
         if self.max_steps and self.steps_done >= self.max_steps:
             raise _StopTraining("max_steps")
@@ -487,6 +488,11 @@ class SafeCheckpointMixin:
 
     def read_checkpoint(self, path) -> dict:
         return load_checkpoint(path, expected_model=self.config["model"], map_location=self.device)
+
+    def discard_resume_point(self) -> None:
+        """Delete the resume point of a run that finished: there is nothing left to resume."""
+        if self.resume_point_file and os.path.isfile(self.resume_point_file):
+            os.remove(self.resume_point_file)
 
     def resume_checkpoint(self, resume_file, checkpoint: dict | None = None):
         """Continue from ``resume_file``: a best-model checkpoint (its epoch, optimizer and early-stopping state)

@@ -171,6 +171,35 @@ def test_two_workers_share_rank_0s_budget_plan_and_start_stage_2_from_its_best_w
     assert ranks[0]["tested"]
 
 
+def test_one_worker_stops_starting_epochs_at_time_budget(tiny_data, in_tmp_cwd, monkeypatch):
+    """``time_budget_s`` under data parallelism, decided on rank 0's clock: every epoch takes 1,000 s on a fake
+    clock, so with 1,500 s the third epoch does not start."""
+    import torch.distributed as dist
+
+    import recbole_text.job as job_module
+    import recbole_text.trainer as trainer_module
+
+    clock = [0.0]
+    monkeypatch.setattr(trainer_module, "perf_counter", lambda: clock[0])
+    real_build = job_module.build_job
+
+    def build(*args, **kwargs):
+        job = real_build(*args, **kwargs)
+        job.trainer.epoch_start_callbacks.append(lambda epoch: clock.__setitem__(0, clock[0] + 1000.0))
+        return job
+
+    monkeypatch.setattr(job_module, "build_job", build)
+    settings = {**SETTINGS, "data_path": str(tiny_data), "time_budget_s": 1500.0}
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    try:
+        worker = train_worker({"model": "SeqSASRec", "dataset": "tiny", "config_files": [], "overrides": settings,
+                               "use_gpu": False, "threads": torch.get_num_threads()})
+    finally:
+        dist.destroy_process_group()
+    assert [h["epoch"] for h in worker["history"]] == [0, 1]
+    assert worker["stopped_by"] == "time_budget"
+
+
 def test_two_ray_train_workers_match_single_process_training(ray_session, tiny_data, in_tmp_cwd):
     import ray
 
