@@ -56,6 +56,8 @@ def check_settings(final: dict, model_class) -> None:
     if accumulation > 1 and final.get("enable_scaler"):
         raise ConfigError("gradient_accumulation_steps > 1 does not work with enable_scaler (fp16's GradScaler "
                           "unscales at every batch): use bf16 (enable_amp without enable_scaler)")
+    if final.get("group_by_length") not in (None, True, False):
+        raise ConfigError(f"group_by_length={final['group_by_length']!r} must be True or False")
     max_steps = final.get("max_steps")
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
         raise ConfigError(f"max_steps={max_steps!r} must be a whole number of batches, at least 1 (~ = no limit)")

@@ -8,7 +8,7 @@ own training loop (:class:`~recbole_text.trainer.SafeCheckpointMixin` over the m
 changes, all in :class:`DistributedTrainerMixin`:
 
 * **data**: each global batch of the training loader is split between the workers (``rows[rank::world]``,
-  :class:`ShardedTrainData`); all workers draw the same shuffled order every epoch, so one epoch still visits
+  :class:`~recbole_text.data.batching.TrainBatches`); all workers draw the same shuffled order every epoch, so one epoch still visits
   every training row exactly once, in as many optimizer steps as single-process training. The global batch
   stays ``train_batch_size``: the same hyper-parameters mean the same optimisation.
 * **gradients**: the loss is computed through a ``DistributedDataParallel`` wrapper of the model, which
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import gc
 import json
-import math
 import os
 import tempfile
 from datetime import datetime, timezone
@@ -49,55 +48,6 @@ RESULT_FILE = "result.json"
 
 class DistributedTrainingError(RuntimeError):
     """Ray Train run that failed (reported to CLI users as one line)."""
-
-
-# --- data ---------------------------------------------------------------------------------------------------
-class ShardedTrainData:
-    """One worker's share of a training loader: its slice ``rows[rank::world]`` of every global batch.
-
-    Works with this package's :class:`~recbole_text.data.sequence_data.SequenceTrainDataLoader` and with
-    RecBole's interaction loaders (their ``collate_fn`` turns row indices into a batch, negative sampling
-    included). Every worker gets the same number of batches per epoch (a DDP requirement): a global batch too
-    small to split lends its last row to the workers that would get none.
-    """
-
-    def __init__(self, loader, rank: int, world_size: int, seed: int):
-        from recbole_text.data.sequence_data import SequenceTrainDataLoader
-
-        self.loader, self.rank, self.world_size = loader, rank, world_size
-        self.generator = torch.Generator().manual_seed(int(seed))  # the same order on every worker
-        self.shuffle = bool(getattr(loader, "shuffle", True))
-        if isinstance(loader, SequenceTrainDataLoader):
-            self.size, self.batch_size = len(loader.users), loader.batch_size
-            self._make = loader.make_batch
-            loader.generator.manual_seed(int(seed) + rank)  # RSS targets: each worker draws its own
-        elif hasattr(loader, "collate_fn") and hasattr(loader, "sample_size") and hasattr(loader, "step"):
-            self.size, self.batch_size = loader.sample_size, loader.step
-            self._make = lambda rows: loader.collate_fn(rows.tolist())
-        else:
-            raise ConfigError(f"distributed training cannot shard a {type(loader).__name__}; it supports RecBole's "
-                              "interaction loaders and this package's sequence loader")
-
-    def __len__(self) -> int:
-        return math.ceil(self.size / self.batch_size)
-
-    def global_batches(self):
-        order = torch.randperm(self.size, generator=self.generator) if self.shuffle else torch.arange(self.size)
-        for start in range(0, self.size, self.batch_size):
-            yield order[start:start + self.batch_size]
-
-    def shard(self, rows: torch.Tensor) -> torch.Tensor:
-        mine = rows[self.rank::self.world_size]
-        return mine if len(mine) else rows[-1:]
-
-    def __iter__(self):
-        for rows in self.global_batches():
-            yield self._make(self.shard(rows))
-
-    def __getattr__(self, name):  # dataset, _dataset, get_model, ... of the wrapped loader
-        if name == "loader":
-            raise AttributeError(name)
-        return getattr(self.loader, name)
 
 
 # --- trainer ------------------------------------------------------------------------------------------------
@@ -236,13 +186,11 @@ def train_worker(job: dict, report=None) -> dict | None:
     built = build_job(  # the same initial weights on every worker; then each its own dropout masks and negatives
         job["model"], job["dataset"], job["config_files"], overrides, device=job.get("device"),
         trainer_class=lambda config: distributed_trainer_class(get_base_trainer(config["MODEL_TYPE"], config["model"])),
-        worker_seed_offset=rank,
+        worker_seed_offset=rank, worker_shard=(rank, world),
     )
     config, trainer, train_data = built.config, built.trainer, built.train_data
     trainer.sitting_started = started
     rows = len(train_data.users) if hasattr(train_data, "users") else getattr(train_data, "sample_size", None)
-    if world > 1:
-        built.train_data = ShardedTrainData(train_data, rank, world, config["seed"])
 
     def after_validation(epoch_idx, valid_score):
         if report is not None:

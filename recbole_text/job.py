@@ -121,6 +121,7 @@ def build_job(
     device: str | None = None,
     log: bool = True,
     worker_seed_offset: int = 0,
+    worker_shard: tuple[int, int] = (0, 1),
 ) -> Job:
     """Build the job for ``model`` on ``dataset`` (``config_dict`` holds the ``--key=value`` overrides).
 
@@ -129,9 +130,12 @@ def build_job(
     class to use (default: the registry's trainer with safe checkpoints). ``device`` replaces the configured
     one (Ray Train hands each worker its GPU). ``worker_seed_offset`` > 0 re-seeds with ``seed + offset`` once the
     model exists (Ray Train workers start from the same weights but draw their own dropout masks and negatives).
+    ``worker_shard`` = ``(rank, world_size)``: the share of every global batch this worker trains on. The training
+    loader is arranged by :func:`~recbole_text.data.batching.arrange_batches` (``group_by_length``, shards).
     ``config["pretrained"]`` (``--pretrained=PATH``) loads weights by name into the new model.
     """
     from recbole_text.data import create_dataset, data_preparation
+    from recbole_text.data.batching import arrange_batches
     from recbole_text.registry import get_model, get_trainer
     from recbole_text.trainer import load_pretrained
 
@@ -157,6 +161,8 @@ def build_job(
     job.model = get_model(config["model"])(config, model_dataset).to(config["device"])
     if config["pretrained"]:
         load_pretrained(job.model, config["pretrained"], config["model"])
+    if loaders:
+        job.train_data = arrange_batches(config, job.train_data, job.model, *worker_shard)
     if worker_seed_offset:
         init_seed(config["seed"] + worker_seed_offset, config["reproducibility"])
     if log:

@@ -10,7 +10,8 @@ import torch
 
 from recbole_text.config import TextConfig
 from recbole_text.data import create_dataset, data_preparation
-from recbole_text.distributed import ShardedTrainData, train_distributed, train_worker
+from recbole_text.data.batching import TrainBatches
+from recbole_text.distributed import train_distributed, train_worker
 from recbole_text.quick_start import run
 
 from conftest import FAST
@@ -32,7 +33,7 @@ def loaders(model, tiny_data, **extra):
 @pytest.mark.parametrize("batch_size", [16, 7])
 def test_sharded_sequence_loader_visits_every_user_once_per_epoch(tiny_data, batch_size):
     _, train = loaders("SeqSASRec", tiny_data, train_batch_size=batch_size)
-    shards = [ShardedTrainData(train, rank, 2, seed=5) for rank in (0, 1)]
+    shards = [TrainBatches(train, 5, rank, 2) for rank in (0, 1)]
     assert len(shards[0]) == len(shards[1]) == len(train)
     for _ in range(2):  # two epochs: a new order each time, the same on both workers
         batches = [[b["user_id"].tolist() for b in shard] for shard in shards]
@@ -45,11 +46,11 @@ def test_sharded_sequence_loader_visits_every_user_once_per_epoch(tiny_data, bat
 
 def test_sharded_recbole_loader_splits_every_global_batch(tiny_data):
     _, train = loaders("SASRec", tiny_data, train_batch_size=50)  # RecBole's prefix rows
-    shards = [ShardedTrainData(train, rank, 2, seed=5) for rank in (0, 1)]
+    shards = [TrainBatches(train, 5, rank, 2) for rank in (0, 1)]
     sizes = [[len(b) for b in shard] for shard in shards]
     assert len(sizes[0]) == len(sizes[1]) == len(train)
     assert sum(map(sum, sizes)) == train.sample_size
-    single_row = ShardedTrainData(train, 1, 2, seed=5)
+    single_row = TrainBatches(train, 5, 1, 2)
     assert single_row.shard(torch.tensor([7])).tolist() == [7]  # a 1-row batch still gives every worker a row
 
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from recbole_text.config import ConfigError
-from recbole_text.text.item_tokens import ItemTokens, item_inputs, item_tokens, sequence_inputs
+from recbole_text.text.item_tokens import ItemTokens, input_widths, item_inputs, item_tokens, sequence_inputs
 
 from test_text_encoder import dataset, make_config, save_tiny_bert, tiny_root  # noqa: F401  (fixtures)
 
@@ -238,7 +238,7 @@ def test_item_inputs(catalogue, dataset):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_vectorised_inputs_equal_the_reference(seed):
+def test_vectorised_inputs_and_widths_equal_the_reference(seed):
     rng = random.Random(seed)
     n_items = rng.randint(1, 40)
     lengths = [0] + [rng.choice([0, 0, 1, 2, 5, 9, 17]) for _ in range(n_items - 1)]
@@ -253,6 +253,8 @@ def test_vectorised_inputs_equal_the_reference(seed):
         seq, seq_len = batch(rows, width)
         got = as_lists(sequence_inputs(tokens, seq, seq_len, max_token_num, max_item_num))
         assert got == reference(tokens, rows, max_token_num, max_item_num), (rows, max_token_num, max_item_num)
+        widths = input_widths(tokens, seq, seq_len, max_token_num, max_item_num).tolist()
+        assert widths == [sum(mask) for mask in got["attention_mask"]]  # group_by_length's widths, unbuilt
         items = [rng.randrange(n_items) for _ in range(rng.randint(1, 6))]
         got = as_lists(item_inputs(tokens, torch.tensor(items), max_token_num))
         assert got == reference(tokens, [[i] for i in items], max_token_num, 1)

@@ -379,6 +379,19 @@ def sequence_inputs(tokens: ItemTokens, item_seq: torch.Tensor, item_seq_len: to
             "attention_mask": real.to(torch.int64), "global_attention_mask": global_mask}
 
 
+def input_widths(tokens: ItemTokens, item_seq: torch.Tensor, item_seq_len: torch.Tensor, max_token_num: int,
+                 max_item_num: int) -> torch.Tensor:
+    """(B,) the real tokens of each row's :func:`sequence_inputs` ([CLS] included, = its ``attention_mask``
+    sum), without building them: what a batch of these rows is padded to (``group_by_length``)."""
+    length = item_seq.shape[1]
+    seq_len = item_seq_len.to(torch.int64).clamp(0, length)
+    position = torch.arange(length, device=item_seq.device)[None, :]
+    recent = (position < seq_len[:, None]) & (position >= (seq_len - int(max_item_num))[:, None])
+    ids = item_seq.to(torch.int64).masked_fill(~recent, 0)  # what lies past a row's length is never read
+    item_tokens = tokens.lengths().to(item_seq.device).index_select(0, ids.reshape(-1)).view_as(ids).sum(1)
+    return 1 + item_tokens.clamp(max=int(max_token_num) - 1)
+
+
 def item_inputs(tokens: ItemTokens, item_ids: torch.Tensor, max_token_num: int) -> dict[str, torch.Tensor]:
     """Each item's own input: ``[CLS]`` + its tokens (item position 1), cut to ``max_token_num``; ``item_ids``
     (N,) → the same (N, W) dict as :func:`sequence_inputs`. Item 0 (padding) and items without text give
@@ -388,5 +401,5 @@ def item_inputs(tokens: ItemTokens, item_ids: torch.Tensor, max_token_num: int) 
     return sequence_inputs(tokens, item_ids, ones, max_token_num, 1)
 
 
-__all__ = ["ItemTokens", "attribute_keys", "item_inputs", "item_tokens", "load_item_tokens", "save_item_tokens",
-           "sequence_inputs", "tokenize_items", "tokenizer_fingerprint", "tokens_key"]
+__all__ = ["ItemTokens", "attribute_keys", "input_widths", "item_inputs", "item_tokens", "load_item_tokens",
+           "save_item_tokens", "sequence_inputs", "tokenize_items", "tokenizer_fingerprint", "tokens_key"]

@@ -130,6 +130,12 @@ class Recformer(SequenceLossRecommender):
         return sequence_inputs(self.catalogue_on(item_seq.device), item_seq, item_seq_len, self.max_token_num,
                                self.max_item_num)
 
+    def input_widths(self, item_seq, item_seq_len) -> torch.Tensor:
+        """(B,) tokens of each row's sequence input, [CLS] included (``group_by_length`` batches by them)."""
+        from recbole_text.text.item_tokens import input_widths
+
+        return input_widths(self.catalogue, item_seq, item_seq_len, self.max_token_num, self.max_item_num)
+
     def inference_autocast(self, device: torch.device):
         """Autocast of evaluation and item-table encoding (``eval_amp``; bf16 only where the hardware has it, as
         training's autocast, which is the trainer's)."""
