@@ -235,7 +235,8 @@ class SafeCheckpointMixin:
             self._budget_started = self._fit_started
         self._train_data = train_data
         if self._resumed_loader_rng is not None and getattr(train_data, "generator", None) is not None:
-            train_data.generator.set_state(self._resumed_loader_rng)
+            restore = getattr(train_data, "restore_random_state", train_data.generator.set_state)
+            restore(self._resumed_loader_rng)
         self._resumed_loader_rng = None
         if self.scheduler is None:
             resumed = self._resumed_scheduler

@@ -84,3 +84,23 @@ def test_group_by_length_needs_a_model_with_input_widths_and_a_bool(tiny_data, i
                   log=False, with_trainer=False)
     with pytest.raises(ConfigError, match="group_by_length='yes' must be True or False"):
         TextConfig("SASRec", "tiny", config_dict={**FAST, "data_path": str(tiny_data), "group_by_length": "yes"})
+
+
+def test_resumed_workers_draw_rss_targets_anew_from_the_restored_state(tiny_data):
+    def rss_loader():
+        config = TextConfig("SeqSASRec", "tiny", config_dict={**FAST, "data_path": str(tiny_data),
+                                                              "train_strategy": "rss", "train_batch_size": 16})
+        return data_preparation(config, create_dataset(config))[0]
+
+    first_sitting = TrainBatches(rss_loader(), 5, 0, 2)
+    list(first_sitting)  # one epoch, then the resume point keeps the order's state
+    state = first_sitting.generator.get_state()
+    draws = []
+    for rank in (0, 1, 1):
+        worker = TrainBatches(rss_loader(), 5, rank, 2)
+        at_start = worker.loader.generator.get_state()
+        worker.restore_random_state(state)
+        assert torch.equal(worker.generator.get_state(), state)
+        assert not torch.equal(worker.loader.generator.get_state(), at_start)  # not seed + rank again
+        draws.append([batch["rss_targets"].tolist() for batch in worker])
+    assert draws[0] != draws[1] and draws[1] == draws[2]  # each rank its own draws, reproducibly

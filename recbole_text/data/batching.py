@@ -87,11 +87,11 @@ class TrainBatches:
         self.shuffle = bool(getattr(loader, "shuffle", True))
         if isinstance(loader, SequenceTrainDataLoader):
             self.size, self.batch_size = len(loader.users), loader.batch_size
-            self._make = loader.make_batch
-            loader.generator.manual_seed(int(seed) + rank)  # RSS targets: each worker draws its own
+            self._make, self._draws = loader.make_batch, loader.generator
+            self._draws.manual_seed(int(seed) + rank)  # RSS targets: each worker draws its own
         elif hasattr(loader, "collate_fn") and hasattr(loader, "sample_size") and hasattr(loader, "step"):
             self.size, self.batch_size = loader.sample_size, loader.step
-            self._make = lambda rows: loader.collate_fn(rows.tolist())
+            self._make, self._draws = (lambda rows: loader.collate_fn(rows.tolist())), None
         else:
             raise ConfigError(f"cannot arrange the batches of a {type(loader).__name__}; this works with RecBole's "
                               "interaction loaders and this package's sequence loader")
@@ -100,6 +100,15 @@ class TrainBatches:
 
     def __len__(self) -> int:
         return math.ceil(self.size / self.batch_size)
+
+    def restore_random_state(self, state: torch.Tensor) -> None:
+        """Continue from a resume point's ``generator`` state (the common batch order). The wrapped sequence
+        loader's own draws (RSS targets), which the resume point does not hold, are reseeded from that state and
+        the rank, so a resumed worker does not draw again from ``seed + rank`` as at the start."""
+        self.generator.set_state(state)
+        if self._draws is not None:
+            follow_on = int(torch.randint(2 ** 62, (), generator=torch.Generator().set_state(state)))
+            self._draws.manual_seed(follow_on + self.rank)
 
     def global_batches(self):
         if self.widths is not None and self.shuffle:

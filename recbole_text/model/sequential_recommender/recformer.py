@@ -163,18 +163,21 @@ class Recformer(SequenceLossRecommender):
     @torch.no_grad()
     def encode_catalogue(self, catalogue=None, desc: str = "Recformer item table") -> torch.Tensor:
         """(n_items − 1, d) float32: every item of ``catalogue`` (default the dataset's) but the padding id, in
-        eval mode, ``item_encode_batch_size`` items at a time, with a progress bar."""
+        eval mode, ``item_encode_batch_size`` items at a time, with a progress bar. Items are encoded shortest
+        first, so a chunk pads little (Scientific at 128 tokens: 192 k token positions instead of 269 k)."""
         from tqdm import tqdm
 
         catalogue = self.catalogue if catalogue is None else catalogue
         was_training = self.training
         self.eval()
-        ids = torch.arange(1, catalogue.n_items, device=self.item_table.device)
-        chunks = tqdm(ids.split(self.encode_batch_size), desc=desc, disable=not self.show_progress, leave=False)
-        with self.inference_autocast(ids.device):
-            table = torch.cat([self.encode_items(chunk, catalogue).float() for chunk in chunks])
+        device = self.item_table.device
+        order = torch.argsort(catalogue.lengths()[1:], stable=True).to(device)  # (n_items − 1,) by width
+        chunks = tqdm((order + 1).split(self.encode_batch_size), desc=desc, disable=not self.show_progress,
+                      leave=False)
+        with self.inference_autocast(device):
+            encoded = torch.cat([self.encode_items(chunk, catalogue).float() for chunk in chunks])
         self.train(was_training)
-        return table
+        return torch.empty_like(encoded).index_copy_(0, order, encoded)  # back in id order
 
     def refresh_item_table(self) -> None:
         """Re-encode the whole item table (row 0, padding, stays zero)."""
