@@ -26,13 +26,14 @@
 #   prefix_long  the same, 5 + 1 epochs planned into 135 min (row Recformer-prefix-long)
 #   prefix_epoch  one epoch of prefix rows, no stage 2 (row Recformer-prefix-1-epoch)
 #   grouped_epoch  the same with length-grouped batches (group_by_length; row Recformer-prefix-grouped-1-epoch)
+#   grouped_tokens  grouped_epoch at 256 tokens instead of 128 (row Recformer-prefix-grouped-256-tokens-1-epoch)
 #   prefix_full  every prefix row, length-grouped, all 5 + 2 epochs without a time plan (~6 h in fp32 on AVX2, ~2 h
 #            on the Xeon): resumable over sittings, RESUME=<its resume point> continues it (row Recformer-prefix-full)
 #   pretrained_prefix  pretraining as in pretrain_long, then prefix_long's finetuning from that checkpoint: "with
 #            and without pretraining" at the best finetuning recipe (row Recformer-pretrained-prefix-long)
 #   cold     the cold-start protocol of the UniSRec benchmarks (a seeded 10% of the items held out of training,
 #            kept in valid/test), 1 + 1 epochs: what a sitting allows in fp32 (results/Scientific.md, seen/unseen)
-# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|temperature|tokens|cpu|own|pretrain|finetune|pretrain_long|prefix|prefix_long|prefix_epoch|grouped_epoch|prefix_full|pretrained_prefix|cold]...
+# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|temperature|tokens|cpu|own|pretrain|finetune|pretrain_long|prefix|prefix_long|prefix_epoch|grouped_epoch|grouped_tokens|prefix_full|pretrained_prefix|cold]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B="python benchmarks/run.py"
@@ -112,6 +113,9 @@ prefix_epoch() {  # one epoch of prefix rows without stage 2: its time measured 
 }
 grouped_epoch() {  # prefix_epoch with batches of rows of similar width: the time padding took
   one_epoch -prefix-grouped-1-epoch --train_strategy=prefix --group_by_length=True
+}
+grouped_tokens() {  # grouped_epoch at 256 tokens: prefix rows have longer histories than the RSS rows of tokens
+  one_epoch -prefix-grouped-256-tokens-1-epoch --train_strategy=prefix --group_by_length=True --max_token_num=256
 }
 prefix_full() {  # prefix_long's rows without the budget, over as many sittings as it takes
   $B --dataset Scientific --models Recformer --label_suffix=-prefix-full -- --train_strategy=prefix \
