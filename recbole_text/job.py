@@ -150,6 +150,8 @@ def build_job(
         # processes (data-parallel workers) start together in one folder
         os.makedirs(os.path.join("log", config["model"]), exist_ok=True)
         init_logger(config)
+        if worker_shard[0]:
+            _log_to_rank_file(worker_shard[0])
         logging.getLogger().info(config)
     ensure_dataset(config)
     data = create_dataset(config)
@@ -171,6 +173,22 @@ def build_job(
         cls = trainer_class(config) if trainer_class else get_trainer(config["MODEL_TYPE"], config["model"])
         job.trainer = cls(config, job.model)
     return job
+
+
+def _log_to_rank_file(rank: int) -> None:
+    """Move the root logger's RecBole log file ``<model>-<dataset>-<time>-<hash>.log`` to ``…-rank<rank>.log``:
+    data-parallel workers share a config (so the hash) and usually the second, and would append to one file."""
+    root = logging.getLogger()
+    for shared in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+        path = Path(shared.baseFilename)
+        own = logging.FileHandler(path.with_name(f"{path.stem}-rank{rank}{path.suffix}"))
+        own.setLevel(shared.level)
+        own.setFormatter(shared.formatter)
+        for log_filter in shared.filters:
+            own.addFilter(log_filter)
+        root.removeHandler(shared)
+        shared.close()
+        root.addHandler(own)
 
 
 __all__ = ["ConfigError", "Job", "absolute_files", "build_config", "build_job", "ensure_dataset", "prepare_driver"]

@@ -2,6 +2,8 @@
 and a 2-worker gloo run on loopback whose metrics match single-process training on the same seed."""
 from __future__ import annotations
 
+import logging
+import re
 import socket
 from pathlib import Path
 
@@ -134,9 +136,11 @@ def two_stage_worker(rank: int, port: int, settings: dict, out: str) -> None:
                                "use_gpu": False, "threads": 1}, report=report)
     finally:
         dist.destroy_process_group()
+    logging.getLogger().warning("worker %d done", rank)
     trainer = jobs[0].trainer
     record = {"stages": [r["stage"] for r in reports], "planned": trainer.planned_epochs,
-              "stage2_start": stage2_start, "final": validated[-1]}
+              "stage2_start": stage2_start, "final": validated[-1],
+              "log_files": [h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]}
     if rank == 0:
         record["best"] = state_sums(load_checkpoint(trainer.saved_model_file)["state_dict"])
         record["tested"] = result is not None and "ndcg@10" in result["test_result"]
@@ -170,6 +174,10 @@ def test_two_workers_share_rank_0s_budget_plan_and_start_stage_2_from_its_best_w
     assert ranks[0]["final"] == pytest.approx(ranks[1]["final"], rel=1e-6, abs=1e-6)  # DDP kept them equal
     assert ranks[0]["final"] != pytest.approx(ranks[0]["best"], rel=1e-6, abs=1e-6)  # stage 2 did train
     assert ranks[0]["tested"]
+    rank0_log, = ranks[0]["log_files"]  # one RecBole log file each: the workers' lines are not interleaved
+    assert ranks[1]["log_files"] == [rank0_log.removesuffix(".log") + "-rank1.log"]
+    for rank, log_file in enumerate((rank0_log, ranks[1]["log_files"][0])):  # each worker's lines in its own file
+        assert re.findall(r"worker (\d) done", Path(log_file).read_text()) == [str(rank)]
 
 
 def test_one_worker_stops_starting_epochs_at_time_budget(tiny_data, in_tmp_cwd, monkeypatch):
