@@ -31,9 +31,11 @@
 #            on the Xeon): resumable over sittings, RESUME=<its resume point> continues it (row Recformer-prefix-full)
 #   pretrained_prefix  pretraining as in pretrain_long, then prefix_long's finetuning from that checkpoint: "with
 #            and without pretraining" at the best finetuning recipe (row Recformer-pretrained-prefix-long)
+#   backbone_zero_shot  the MiniLM backbone as it is, no pretraining and no finetuning (row Recformer-backbone-zero-shot)
+#   pooling  one epoch with mean pooling instead of h_[CLS] (recformer_pooling=mean; row Recformer-mean-1-epoch)
 #   cold     the cold-start protocol of the UniSRec benchmarks (a seeded 10% of the items held out of training,
 #            kept in valid/test), 1 + 1 epochs: what a sitting allows in fp32 (results/Scientific.md, seen/unseen)
-# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|temperature|tokens|cpu|own|pretrain|finetune|pretrain_long|prefix|prefix_long|prefix_epoch|grouped_epoch|grouped_tokens|prefix_full|pretrained_prefix|cold]...
+# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|temperature|tokens|cpu|own|pretrain|finetune|pretrain_long|prefix|prefix_long|prefix_epoch|grouped_epoch|grouped_tokens|prefix_full|pretrained_prefix|backbone_zero_shot|pooling|cold]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B="python benchmarks/run.py"
@@ -130,6 +132,12 @@ prefix_long() {  # the same rows, longer: prefix's validation was still rising w
 pretrained_prefix() {  # prefix_long from the 2,000-batch pretrained checkpoint (the pretraining row is rewritten)
   pretrain_sources 2000 -pretrain-2000
   prefix_rows -pretrained-prefix-long 5 8100 --pretrained=$CKPT
+}
+backbone_zero_shot() {  # what pretraining's zero-shot rows are measured against
+  $B --dataset Scientific --models Recformer --label_suffix=-backbone-zero-shot -- --epochs=0
+}
+pooling() {  # MiniLM is a mean-pooled sentence encoder: does its mean train better than its [CLS] state?
+  one_epoch -mean-1-epoch --recformer_pooling=mean
 }
 cold() {
   $B --dataset Scientific --models Recformer --label_suffix=-cold -- --cold_start_items=0.1 --epochs=1 \

@@ -68,6 +68,30 @@ def test_item_position_embeddings_reach_the_output(text_data, in_tmp_cwd):
     assert not torch.allclose(before, changed) and torch.allclose(changed, unchanged)
 
 
+def test_mean_pooling_averages_the_real_tokens_of_sequences_and_items(text_data, in_tmp_cwd):
+    from recbole_text.config import ConfigError
+
+    job = build_job("Recformer", "c", config_dict=settings(text_data, recformer_pooling="mean"), loaders=False,
+                    with_trainer=False, log=False)
+    model = job.model.eval()
+    seq, length = torch.tensor([[3, 4, 0], [5, 0, 0]]), torch.tensor([2, 1])  # rows of different widths: padding
+    with torch.no_grad():
+        inputs = model.sequence_inputs(seq, length)
+        hidden = model.encode_tokens(inputs)  # (2, W, d)
+        states = model.encode_sequence(seq, length)
+        items = model.encode_items(torch.tensor([5]))
+        item_hidden = model.encode_tokens(model.sequence_inputs(torch.tensor([[5]]), torch.tensor([1])))
+    real = inputs["attention_mask"].bool()
+    assert not real[1].all()  # the shorter row is padded
+    for row in range(2):
+        assert torch.allclose(states[row], hidden[row][real[row]].mean(0), atol=1e-5)
+        assert not torch.allclose(states[row], hidden[row, 0], atol=1e-3)  # not h_[CLS]
+    assert torch.allclose(items[0], item_hidden[0].mean(0), atol=1e-5)  # an item input is [CLS] + the item
+    with pytest.raises(ConfigError, match="recformer_pooling='max' is not one of cls, mean"):
+        build_job("Recformer", "c", config_dict=settings(text_data, recformer_pooling="max"), loaders=False,
+                  with_trainer=False, log=False)
+
+
 @pytest.mark.parametrize("strategy", ["prefix", "rss"])
 def test_no_training_example_has_an_empty_history(strategy, text_data, in_tmp_cwd):
     job = build_job("Recformer", "c", config_dict=settings(text_data, train_strategy=strategy), with_trainer=False,

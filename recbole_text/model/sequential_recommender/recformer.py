@@ -14,6 +14,9 @@ dense masks, ``attention_impl: dense``, or Hugging Face's chunked kernels, ``lon
     s = h_[CLS]( [CLS] items… )        the sequence,          I_i = h_[CLS]( [CLS] item i )   item i,
     score(s, i) = cos(s, I_i) / τ      (τ = ``temperature``, 0.05), softmax over all items.
 
+``recformer_pooling: mean`` replaces ``h_[CLS]`` by the mean of the input's real token states (not the paper's:
+the packaged MiniLM was trained as a mean-pooled sentence encoder, and its [CLS] state is not one).
+
 ``train_stage``:
 
 ``pretrain``
@@ -49,6 +52,7 @@ from recbole_text.text.longformer import dense_forward
 
 STAGES = ("pretrain", "finetune")
 ATTENTION = ("dense", "longformer")  # the same attention: dense masks (fast for short inputs) or HF's chunks
+POOLING = ("cls", "mean")  # h_[CLS] (the paper's) or the mean over the input's real tokens
 MASK_KEEP, MASK_RANDOM = 0.1, 0.1  # of the masked tokens: kept as they are / replaced by a random token
 
 
@@ -56,7 +60,8 @@ class Recformer(SequenceLossRecommender):
     output = "sequence"
     family = "Recformer"
     train_strategies = ("prefix", "rss", "sampled_prefix")
-    setting_choices = {"loss_type": ("CE",), "train_stage": STAGES, "attention_impl": ATTENTION}
+    setting_choices = {"loss_type": ("CE",), "train_stage": STAGES, "attention_impl": ATTENTION,
+                       "recformer_pooling": POOLING}
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -71,6 +76,7 @@ class Recformer(SequenceLossRecommender):
         # evaluation and item-table encoding autocast (bf16 on CPU: ~3x faster, tables at cosine 1.0000 to fp32)
         self.eval_amp, self.amp_dtype = bool(config["eval_amp"]), config["amp_dtype"]
         self.attention_impl = config["attention_impl"] or "dense"
+        self.pooling = config["recformer_pooling"] or "cls"
         self.backbone, folder = load_longformer(config["plm_name"], int(config["attention_window"]))
         positions = self.backbone.config.max_position_embeddings - self.backbone.config.pad_token_id - 1
         if not 2 <= self.max_token_num <= positions:
@@ -119,6 +125,19 @@ class Recformer(SequenceLossRecommender):
                              token_type_ids=inputs["token_type_ids"],
                              global_attention_mask=inputs["global_attention_mask"]).last_hidden_state
 
+    def pool(self, hidden: torch.Tensor, inputs: dict) -> torch.Tensor:
+        """(B, W, d) hidden states → (B, d): ``h_[CLS]``, or with ``recformer_pooling: mean`` the mean of the real
+        tokens' states ([CLS] included, padding not) — the pooling a sentence encoder such as MiniLM was trained
+        with, so its untrained [CLS] state does not have to be learnt first."""
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        real = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, W, 1)
+        return (hidden * real).sum(1) / real.sum(1).clamp(min=1)
+
+    def encode(self, inputs: dict) -> torch.Tensor:
+        """Inputs → (B, d) pooled representations."""
+        return self.pool(self.encode_tokens(inputs), inputs)
+
     def catalogue_on(self, device):
         """The tokenised catalogue on ``device``: moved once, with the first batch on the model's device."""
         self.catalogue = self.catalogue.to(device)  # ItemTokens.to returns itself when already there
@@ -146,19 +165,19 @@ class Recformer(SequenceLossRecommender):
 
     def encode_sequence(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         if self.training:
-            return self.encode_tokens(self.sequence_inputs(item_seq, item_seq_len))[:, 0]
+            return self.encode(self.sequence_inputs(item_seq, item_seq_len))
         with self.inference_autocast(item_seq.device):
-            return torch.cat([self.encode_tokens(self.sequence_inputs(item_seq[i:i + self.encode_batch_size],
-                                                                      item_seq_len[i:i + self.encode_batch_size]))
-                              [:, 0].float() for i in range(0, len(item_seq), self.encode_batch_size)])
+            return torch.cat([self.encode(self.sequence_inputs(item_seq[i:i + self.encode_batch_size],
+                                                               item_seq_len[i:i + self.encode_batch_size])).float()
+                              for i in range(0, len(item_seq), self.encode_batch_size)])
 
     def encode_items(self, item_ids: torch.Tensor, catalogue=None) -> torch.Tensor:
-        """(N,) item ids → (N, d): ``I_i = h_[CLS]([CLS] item i)`` of ``catalogue`` (default the dataset's),
-        with gradients when training."""
+        """(N,) item ids → (N, d): ``I_i = h_[CLS]([CLS] item i)`` (or its mean pooling) of ``catalogue``
+        (default the dataset's), with gradients when training."""
         from recbole_text.text.item_tokens import item_inputs
 
         catalogue = self.catalogue_on(item_ids.device) if catalogue is None else catalogue.to(item_ids.device)
-        return self.encode_tokens(item_inputs(catalogue, item_ids, self.max_token_num))[:, 0]
+        return self.encode(item_inputs(catalogue, item_ids, self.max_token_num))
 
     @torch.no_grad()
     def encode_catalogue(self, catalogue=None, desc: str = "Recformer item table") -> torch.Tensor:
@@ -245,8 +264,8 @@ class Recformer(SequenceLossRecommender):
         items, item_labels = self.mask_words(item_inputs(self.catalogue_on(targets.device), targets,
                                                          self.max_token_num))
         sequence_hidden, item_hidden = self.encode_tokens(sequences), self.encode_tokens(items)  # (B, W·, d)
-        iic = in_batch_info_nce(sequence_hidden[:, 0], item_hidden[:, 0], targets[:, None] == targets[None, :],
-                                self.temperature)
+        iic = in_batch_info_nce(self.pool(sequence_hidden, sequences), self.pool(item_hidden, items),
+                                targets[:, None] == targets[None, :], self.temperature)
         hidden = torch.cat([sequence_hidden[sequence_labels >= 0], item_hidden[item_labels >= 0]])  # (M, d)
         labels = torch.cat([sequence_labels[sequence_labels >= 0], item_labels[item_labels >= 0]])  # (M,)
         if not len(labels):
