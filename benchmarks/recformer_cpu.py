@@ -9,7 +9,8 @@ dense attention) and measures, after waiting for a quiet machine (as ``text_enco
 * the item table (``encode_catalogue``: every item, ``item_encode_batch_size`` at a time, no gradients): items/s
   in fp32 and under bf16 autocast, and the cosine between the two tables' rows;
 * a training step (forward, backward, AdamW) on ``train_batch_size`` RSS rows of the training loader, for each
-  ``max_token_num`` of ``--tokens``, fp32 and bf16, seconds per step (median of ``--steps`` after one warm-up);
+  ``max_token_num`` of ``--tokens``, fp32 and bf16, seconds per step (median of ``--steps`` after one warm-up),
+  and where that time goes: the median seconds of the forward pass (loss), the backward pass and the AdamW step;
 * evaluation: sequences/s of the sequence encoder (no gradients) at the profile's ``max_token_num``, fp32 and
   bf16, and what an epoch costs by that arithmetic (steps × s/step + table + validation);
 * the process's peak RSS.
@@ -54,22 +55,31 @@ def timed_table(model, bf16: bool):
     return time.perf_counter() - start, table
 
 
-def step_seconds(model, batches, bf16: bool, steps: int) -> float:
+PHASES = ("forward", "backward", "optimizer")
+
+
+def step_seconds(model, batches, bf16: bool, steps: int) -> tuple[float, dict[str, float]]:
+    """(median seconds per step, {phase: median seconds}) over ``steps`` steps after one warm-up."""
     import torch
 
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-    times = []
+    times = {phase: [] for phase in ("step",) + PHASES}
     for index, batch in zip(range(steps + 1), batches):
-        start = time.perf_counter()
+        marks = [time.perf_counter()]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = model.calculate_loss(batch)
+        marks.append(time.perf_counter())
         loss.backward()
+        marks.append(time.perf_counter())
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        marks.append(time.perf_counter())
         if index:  # the first step warms up (allocations, oneDNN kernels)
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+            times["step"].append(marks[-1] - marks[0])
+            for phase, start, end in zip(PHASES, marks, marks[1:]):
+                times[phase].append(end - start)
+    return statistics.median(times["step"]), {phase: statistics.median(times[phase]) for phase in PHASES}
 
 
 def sequences_per_second(model, batch, bf16: bool, repeats: int = 3) -> float:
@@ -125,10 +135,10 @@ def main(args) -> dict:
             model.refresh_item_table()
         batches = list(zip(range(args.steps + 1), job.train_data))
         batches = [batch for _, batch in batches]
-        record["steps"][str(tokens)] = {"batch": len(batches[0]),
-                                        "fp32_s": step_seconds(model, batches, bf16=False, steps=args.steps),
-                                        "bf16_s": (step_seconds(model, batches, bf16=True, steps=args.steps)
-                                                   if with_bf16 else None)}
+        fp32_s, fp32_phases = step_seconds(model, batches, bf16=False, steps=args.steps)
+        bf16_s, bf16_phases = step_seconds(model, batches, bf16=True, steps=args.steps) if with_bf16 else (None, None)
+        record["steps"][str(tokens)] = {"batch": len(batches[0]), "fp32_s": fp32_s, "bf16_s": bf16_s,
+                                        "fp32_phases_s": fp32_phases, "bf16_phases_s": bf16_phases}
         del job, model
     steps, table, evaluation = record["train_steps_per_epoch"], record["item_table"], record["evaluation"]
     for dtype in ("fp32", "bf16"):  # training in `dtype`, the table and validation as the trainer runs them: fp32
@@ -172,6 +182,13 @@ def render_run(record: dict) -> list[str]:
         speedup = "—" if step["bf16_s"] is None else f"{step['fp32_s'] / step['bf16_s']:.2f}×"
         lines.append(f"| {tokens} | {step['batch']} | {step['fp32_s']:.2f} | {_figure(step['bf16_s'], '.2f')} | "
                      f"{speedup} |")
+    phased = [(tokens, dtype, step[f"{dtype}_phases_s"]) for tokens, step in record["steps"].items()
+              for dtype in ("fp32", "bf16") if step.get(f"{dtype}_phases_s")]  # runs before 2026-12-07 have none
+    if phased:
+        lines += ["", "Where a step's time goes (median seconds):", "",
+                  "| max_token_num | precision | forward (loss) | backward | AdamW step |", "|---|---|---|---|---|"]
+        lines += [f"| {tokens} | {dtype} | " + " | ".join(f"{phases[phase]:.3f}" for phase in PHASES) + " |"
+                  for tokens, dtype, phases in phased]
     lines += ["", f"### Evaluation (sequence encoder, {evaluation['rows']} rows, {evaluation['max_token_num']} tokens)",
               "", f"fp32 {evaluation['fp32_sequences_per_s']:.0f} sequences/s, bf16 autocast "
               f"{_figure(evaluation['bf16_sequences_per_s'], '.0f')} sequences/s.", "",

@@ -35,9 +35,11 @@
 #   pooling  one epoch with mean pooling instead of h_[CLS] (recformer_pooling=mean; row Recformer-mean-1-epoch)
 #   seed     the 1-epoch row again with another seed (row Recformer-1-epoch-seed2): how far apart one epoch's
 #            figures fall by chance, to read the 1-epoch comparisons by
+#   attention_dropout  one epoch without dropout on the attention probabilities (its masks are ~10-15% of an fp32
+#            step; row Recformer-no-attention-dropout-1-epoch)
 #   cold     the cold-start protocol of the UniSRec benchmarks (a seeded 10% of the items held out of training,
 #            kept in valid/test), 1 + 1 epochs: what a sitting allows in fp32 (results/Scientific.md, seen/unseen)
-# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|temperature|tokens|cpu|own|pretrain|finetune|pretrain_long|prefix|prefix_long|prefix_epoch|grouped_epoch|grouped_tokens|prefix_full|pretrained_prefix|backbone_zero_shot|pooling|seed|cold]...
+# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|temperature|tokens|cpu|own|pretrain|finetune|pretrain_long|prefix|prefix_long|prefix_epoch|grouped_epoch|grouped_tokens|prefix_full|pretrained_prefix|backbone_zero_shot|pooling|seed|attention_dropout|cold]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B="python benchmarks/run.py"
@@ -143,6 +145,9 @@ pooling() {  # MiniLM is a mean-pooled sentence encoder: does its mean train bet
 }
 seed() {
   one_epoch -1-epoch-seed2 --seed=2
+}
+attention_dropout() {
+  one_epoch -no-attention-dropout-1-epoch --attention_dropout=0
 }
 cold() {
   $B --dataset Scientific --models Recformer --label_suffix=-cold -- --cold_start_items=0.1 --epochs=1 \

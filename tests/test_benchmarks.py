@@ -3,6 +3,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import FAST, REPO
 
 
@@ -113,10 +115,16 @@ def test_recformer_cpu_benchmark_times_both_precisions_and_writes_its_report(tex
         f"--results={tmp_path}", "--emulated_bf16"]))
     assert set(record["steps"]) == {"32", "48"}
     assert all(step["fp32_s"] > 0 and step["bf16_s"] > 0 for step in record["steps"].values())
+    for step in record["steps"].values():  # the phases split the step: of 2 steps the median is the mean, so
+        for dtype in ("fp32", "bf16"):      # the phases' medians add up to the step's
+            phases = step[f"{dtype}_phases_s"]
+            assert set(phases) == {"forward", "backward", "optimizer"} and min(phases.values()) > 0
+            assert sum(phases.values()) == pytest.approx(step[f"{dtype}_s"], rel=1e-6)
     assert record["item_table"]["items"] == 49 and record["item_table"]["cosine_mean"] > 0.9  # items seen in c
     assert record["epoch_estimate_bf16_s"] > 0 and record["peak_rss_mb"] > 0
     report = (tmp_path / "recformer-cpu.md").read_text()
     assert "| 48 |" in report and "bf16 autocast" in report
+    assert "| forward (loss) | backward | AdamW step |" in report and "| 48 | bf16 |" in report
 
 
 def test_recformer_cpu_benchmark_times_fp32_only_where_bf16_is_emulated(text_data, tmp_path, in_tmp_cwd,

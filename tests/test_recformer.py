@@ -92,6 +92,28 @@ def test_mean_pooling_averages_the_real_tokens_of_sequences_and_items(text_data,
                   with_trainer=False, log=False)
 
 
+@pytest.mark.parametrize("attention_impl", ["dense", "longformer"])
+def test_attention_dropout_setting_reaches_every_layers_attention(attention_impl, text_data, in_tmp_cwd):
+    from recbole_text.config import ConfigError
+
+    def training_outputs_differ(**more):
+        job = build_job("Recformer", "c", config_dict=settings(text_data, attention_impl=attention_impl, **more),
+                        loaders=False, with_trainer=False, log=False)
+        model = job.model.train()
+        for module in model.modules():  # hidden dropout off: what randomness is left is the attention's
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        seq, length = torch.tensor([[3, 4, 0], [5, 6, 7]]), torch.tensor([2, 3])
+        with torch.no_grad():
+            return not torch.allclose(model.encode_sequence(seq, length), model.encode_sequence(seq, length))
+
+    assert training_outputs_differ()  # the backbone's 0.1
+    assert not training_outputs_differ(attention_dropout=0.0)
+    with pytest.raises(ConfigError, match=r"attention_dropout=1.0 must be in \[0, 1\)"):
+        build_job("Recformer", "c", config_dict=settings(text_data, attention_dropout=1.0), loaders=False,
+                  with_trainer=False, log=False)
+
+
 @pytest.mark.parametrize("strategy", ["prefix", "rss"])
 def test_no_training_example_has_an_empty_history(strategy, text_data, in_tmp_cwd):
     job = build_job("Recformer", "c", config_dict=settings(text_data, train_strategy=strategy), with_trainer=False,
