@@ -109,9 +109,10 @@ def test_attention_dropout_setting_reaches_every_layers_attention(attention_impl
 
     assert training_outputs_differ()  # the backbone's 0.1
     assert not training_outputs_differ(attention_dropout=0.0)
-    with pytest.raises(ConfigError, match=r"attention_dropout=1.0 must be in \[0, 1\)"):
-        build_job("Recformer", "c", config_dict=settings(text_data, attention_dropout=1.0), loaders=False,
-                  with_trainer=False, log=False)
+    for bad in (1.0, "high"):
+        with pytest.raises(ConfigError, match=r"attention_dropout=.* must be a number in \[0, 1\)"):
+            build_job("Recformer", "c", config_dict=settings(text_data, attention_dropout=bad), loaders=False,
+                      with_trainer=False, log=False)
 
 
 @pytest.mark.parametrize("strategy", ["prefix", "rss"])
