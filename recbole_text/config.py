@@ -38,6 +38,11 @@ SETTING_CHOICES = {
 PREFIX_ONLY = ("prefix",)  # what RecBole's own models train on
 
 
+def is_share(value) -> bool:
+    """A number in [0, 1) (a bool is not one)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0.0 <= value < 1.0
+
+
 def check_settings(final: dict, model_class) -> None:
     """Raise :class:`ConfigError` for an enumerated setting outside its allowed values, or a training strategy
     the model does not support."""
@@ -47,8 +52,11 @@ def check_settings(final: dict, model_class) -> None:
         if value is not None and value not in allowed:
             raise ConfigError(f"{name}={value!r} is not one of {', '.join(map(str, allowed))}")
     held_out = final.get("cold_start_items") or 0.0
-    if not isinstance(held_out, (int, float)) or not 0.0 <= held_out < 1.0:
+    if not is_share(held_out):
         raise ConfigError(f"cold_start_items={held_out!r} must be a share of the catalogue in [0, 1)")
+    dropout = final.get("attention_dropout")  # Recformer's; ~ = the backbone's
+    if dropout is not None and not is_share(dropout):
+        raise ConfigError(f"attention_dropout={dropout!r} must be a number in [0, 1)")
     accumulation = final.get("gradient_accumulation_steps")
     accumulation = 1 if accumulation is None else int(accumulation)  # 0 is refused, not read as "unset"
     if accumulation < 1:

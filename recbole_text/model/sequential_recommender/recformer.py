@@ -48,11 +48,11 @@ from torch import nn
 from recbole_text.config import ConfigError
 from recbole_text.model.abstract_recommender import SequenceLossRecommender
 from recbole_text.model.losses import in_batch_info_nce
+from recbole_text.text.encoder import POOLINGS, pool
 from recbole_text.text.longformer import dense_forward
 
 STAGES = ("pretrain", "finetune")
 ATTENTION = ("dense", "longformer")  # the same attention: dense masks (fast for short inputs) or HF's chunks
-POOLING = ("cls", "mean")  # h_[CLS] (the paper's) or the mean over the input's real tokens
 MASK_KEEP, MASK_RANDOM = 0.1, 0.1  # of the masked tokens: kept as they are / replaced by a random token
 
 
@@ -61,7 +61,7 @@ class Recformer(SequenceLossRecommender):
     family = "Recformer"
     train_strategies = ("prefix", "rss", "sampled_prefix")
     setting_choices = {"loss_type": ("CE",), "train_stage": STAGES, "attention_impl": ATTENTION,
-                       "recformer_pooling": POOLING}
+                       "recformer_pooling": POOLINGS}
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -79,7 +79,7 @@ class Recformer(SequenceLossRecommender):
         self.pooling = config["recformer_pooling"] or "cls"
         self.backbone, folder = load_longformer(config["plm_name"], int(config["attention_window"]))
         if config["attention_dropout"] is not None:  # ~ keeps the backbone's attention_probs_dropout_prob
-            set_attention_dropout(self.backbone, config["attention_dropout"])
+            set_attention_dropout(self.backbone, float(config["attention_dropout"]))  # checked by the config
         positions = self.backbone.config.max_position_embeddings - self.backbone.config.pad_token_id - 1
         if not 2 <= self.max_token_num <= positions:
             raise ConfigError(f"max_token_num={self.max_token_num} must be in 2..{positions} (the backbone's "
@@ -128,13 +128,10 @@ class Recformer(SequenceLossRecommender):
                              global_attention_mask=inputs["global_attention_mask"]).last_hidden_state
 
     def pool(self, hidden: torch.Tensor, inputs: dict) -> torch.Tensor:
-        """(B, W, d) hidden states → (B, d): ``h_[CLS]``, or with ``recformer_pooling: mean`` the mean of the real
-        tokens' states ([CLS] included, padding not), the pooling a sentence encoder such as MiniLM was trained
-        with (on Scientific level with [CLS] zero-shot and after one epoch)."""
-        if self.pooling == "cls":
-            return hidden[:, 0]
-        real = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, W, 1)
-        return (hidden * real).sum(1) / real.sum(1).clamp(min=1)
+        """(B, W, d) hidden states → (B, d) float32: ``h_[CLS]``, or with ``recformer_pooling: mean`` the mean of
+        the real tokens' states ([CLS] included, padding not), the pooling a sentence encoder such as MiniLM was
+        trained with (on Scientific level with [CLS] zero-shot and after one epoch)."""
+        return pool(hidden, inputs["attention_mask"], self.pooling)
 
     def encode(self, inputs: dict) -> torch.Tensor:
         """Inputs → (B, d) pooled representations."""
@@ -170,7 +167,7 @@ class Recformer(SequenceLossRecommender):
             return self.encode(self.sequence_inputs(item_seq, item_seq_len))
         with self.inference_autocast(item_seq.device):
             return torch.cat([self.encode(self.sequence_inputs(item_seq[i:i + self.encode_batch_size],
-                                                               item_seq_len[i:i + self.encode_batch_size])).float()
+                                                               item_seq_len[i:i + self.encode_batch_size]))
                               for i in range(0, len(item_seq), self.encode_batch_size)])
 
     def encode_items(self, item_ids: torch.Tensor, catalogue=None) -> torch.Tensor:
@@ -196,7 +193,7 @@ class Recformer(SequenceLossRecommender):
         chunks = tqdm((order + 1).split(self.encode_batch_size), desc=desc, disable=not self.show_progress,
                       leave=False)
         with self.inference_autocast(device):
-            encoded = torch.cat([self.encode_items(chunk, catalogue).float() for chunk in chunks])
+            encoded = torch.cat([self.encode_items(chunk, catalogue) for chunk in chunks])
         self.train(was_training)
         return torch.empty_like(encoded).index_copy_(0, order, encoded)  # back in id order
 
@@ -291,12 +288,9 @@ class Recformer(SequenceLossRecommender):
         return {**inputs, "input_ids": new_ids}, torch.where(chosen, ids, -1)
 
 
-def set_attention_dropout(backbone, probability) -> None:
+def set_attention_dropout(backbone, probability: float) -> None:
     """Dropout on the attention probabilities of every layer (both attention paths read the layer's float). On a
     CPU its masks cost ~28 ms a layer for 16 × 128 tokens: an fp32 MiniLM epoch trains 14-16% faster without."""
-    if isinstance(probability, bool) or not isinstance(probability, (int, float)) or not 0.0 <= probability < 1.0:
-        raise ConfigError(f"attention_dropout={probability!r} must be a number in [0, 1)")
-    probability = float(probability)
     backbone.config.attention_probs_dropout_prob = probability
     for layer in backbone.encoder.layer:
         layer.attention.self.dropout = probability
