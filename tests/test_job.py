@@ -315,6 +315,34 @@ def test_gradient_accumulation_steps_once_with_the_mean_gradient():
     assert torch.allclose(accumulated.weight, one.weight, atol=1e-6) and torch.allclose(accumulated.bias, one.bias)
 
 
+def test_adam_runs_fused_with_the_same_settings_and_steps(tiny_data, in_tmp_cwd):
+    import torch
+
+    from recbole_text.trainer import fused
+
+    job = build_job("SASRec", "tiny", config_dict={**FAST, "data_path": str(tiny_data), "learner": "adamw",
+                                                    "weight_decay": 0.01}, log=False)
+    assert type(job.trainer.optimizer) is torch.optim.AdamW and job.trainer.optimizer.defaults["fused"]
+    assert job.trainer.optimizer.defaults["weight_decay"] == 0.01
+    torch.manual_seed(0)
+    loop, one_kernel = torch.nn.Linear(5, 3), torch.nn.Linear(5, 3)
+    one_kernel.load_state_dict(loop.state_dict())
+    start = loop.weight.detach().clone()
+    optimizers = [torch.optim.Adam(loop.parameters(), lr=0.01, betas=(0.8, 0.9)),
+                  fused(torch.optim.Adam(one_kernel.parameters(), lr=0.01, betas=(0.8, 0.9)))]
+    assert optimizers[1].defaults["fused"] and optimizers[1].defaults["betas"] == (0.8, 0.9)
+    x = torch.randn(4, 5)
+    for _ in range(3):
+        for model, optimizer in zip((loop, one_kernel), optimizers):
+            optimizer.zero_grad()
+            model(x).square().sum().backward()
+            optimizer.step()
+    assert not torch.allclose(loop.weight, start, atol=1e-3)  # three steps moved the weights
+    assert torch.allclose(loop.weight, one_kernel.weight, atol=1e-6)
+    sgd = torch.optim.SGD(loop.parameters(), lr=0.1)
+    assert fused(sgd) is sgd
+
+
 @pytest.mark.parametrize("dtype, expected", [(None, "bfloat16"), ("fp16", "float16"), ("bf16", "bfloat16")])
 def test_enable_amp_autocasts_training_to_amp_dtype(dtype, expected, tiny_data, in_tmp_cwd, monkeypatch):
     import torch

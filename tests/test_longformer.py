@@ -77,5 +77,8 @@ def test_dense_attention_computes_what_the_longformer_computes(window, width):
         expected = model(input_ids=ids, attention_mask=mask, token_type_ids=types,
                          global_attention_mask=global_attention).last_hidden_state
         got = dense_forward(model, model.embeddings.word_embeddings(ids), mask, types, global_attention)
+        cls = dense_forward(model, model.embeddings.word_embeddings(ids), mask, types, global_attention, cls_only=True)
     real = mask.bool()
     assert torch.allclose(got[real], expected[real], atol=1e-4)
+    assert cls.shape == (3, 1, 16)  # the last layer computed [CLS] alone, as the full pass computes it
+    assert torch.allclose(cls[:, 0], expected[:, 0], atol=1e-4)

@@ -93,6 +93,19 @@ def test_mean_pooling_averages_the_real_tokens_of_sequences_and_items(text_data,
 
 
 @pytest.mark.parametrize("attention_impl", ["dense", "longformer"])
+def test_cls_pooling_is_the_cls_state_of_the_full_pass(attention_impl, text_data, in_tmp_cwd):
+    job = build_job("Recformer", "c", config_dict=settings(text_data, attention_impl=attention_impl), loaders=False,
+                    with_trainer=False, log=False)
+    model = job.model.eval()
+    seq, length = torch.tensor([[3, 4, 0], [5, 0, 0]]), torch.tensor([2, 1])
+    with torch.no_grad():
+        hidden = model.encode_tokens(model.sequence_inputs(seq, length))  # (2, W, d): every token
+        states = model.encode_sequence(seq, length)  # dense: the last layer computes [CLS] alone
+    assert hidden.shape[1] > 1
+    assert torch.allclose(states, hidden[:, 0], atol=1e-5)
+
+
+@pytest.mark.parametrize("attention_impl", ["dense", "longformer"])
 def test_attention_dropout_setting_reaches_every_layers_attention(attention_impl, text_data, in_tmp_cwd):
     from recbole_text.config import ConfigError
 

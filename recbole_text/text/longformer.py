@@ -131,8 +131,10 @@ def load_longformer(plm_name, attention_window: int, type_vocab_size: int = TYPE
 
 
 def dense_forward(backbone, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor,
-                  global_attention_mask: torch.Tensor) -> torch.Tensor:
+                  global_attention_mask: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
     """``backbone``'s last hidden states (B, T, d), Longformer's attention computed with dense masks.
+    ``cls_only``: (B, 1, d), [CLS]'s state alone. Its last layer then needs only the global attention of [CLS] and
+    one token's FFN, which skips ~1/7 of the encoder's matmuls for a 6-layer backbone.
 
     The same function as ``LongformerModel`` with the first token global (Recformer's [CLS]): token t attends to
     the tokens within ``attention_window / 2`` of it and to [CLS], through the local projections; [CLS] attends
@@ -157,17 +159,21 @@ def dense_forward(backbone, inputs_embeds: torch.Tensor, attention_mask: torch.T
     def split(x):  # (B, T', d) → (B, heads, T', head_dim)
         return x.view(batch, -1, heads, head_dim).transpose(1, 2)
 
-    for layer, window in zip(backbone.encoder.layer, windows):
+    layers = len(backbone.encoder.layer)
+    for number, (layer, window) in enumerate(zip(backbone.encoder.layer, windows), 1):
         attention = layer.attention.self
         dropout = attention.dropout if isinstance(attention.dropout, float) else attention.dropout.p
         dropout = dropout if backbone.training else 0.0
+        cls = F.scaled_dot_product_attention(split(attention.query_global(hidden[:, :1])),
+                                             split(attention.key_global(hidden)), split(attention.value_global(hidden)),
+                                             attn_mask=real[:, None, None, :], dropout_p=dropout)  # (B, H, 1, dh)
+        if cls_only and number == layers:  # no later layer reads the other tokens' states
+            attended = layer.attention.output(cls.transpose(1, 2).reshape(batch, 1, -1), hidden[:, :1])
+            return layer.output(layer.intermediate(attended), attended)  # (B, 1, d)
         allowed = (distance <= window // 2)[None] | (offset == 0)[None, None, :]  # window, and [CLS] for all
         allowed = (allowed & real[:, None, :])[:, None]  # (B, 1, T, T)
         local = F.scaled_dot_product_attention(split(attention.query(hidden)), split(attention.key(hidden)),
                                                split(attention.value(hidden)), attn_mask=allowed, dropout_p=dropout)
-        cls = F.scaled_dot_product_attention(split(attention.query_global(hidden[:, :1])),
-                                             split(attention.key_global(hidden)), split(attention.value_global(hidden)),
-                                             attn_mask=real[:, None, None, :], dropout_p=dropout)  # (B, H, 1, dh)
         context = torch.cat([cls, local[:, :, 1:]], dim=2).transpose(1, 2).reshape(batch, width, -1)
         attended = layer.attention.output(context, hidden)
         hidden = layer.output(layer.intermediate(attended), attended)

@@ -115,14 +115,15 @@ class Recformer(SequenceLossRecommender):
         item_tokens(config, dataset, resolve_encoder(config["plm_name"]))
 
     # --- encoder ------------------------------------------------------------------------------------------
-    def encode_tokens(self, inputs: dict) -> torch.Tensor:
-        """Inputs of :func:`~recbole_text.text.item_tokens.sequence_inputs` → (B, W, d) hidden states."""
+    def encode_tokens(self, inputs: dict, cls_only: bool = False) -> torch.Tensor:
+        """Inputs of :func:`~recbole_text.text.item_tokens.sequence_inputs` → (B, W, d) hidden states; with
+        ``cls_only`` the dense path may return [CLS]'s alone, (B, 1, d), skipping most of the last layer."""
         embeddings = self.backbone.embeddings.word_embeddings(inputs["input_ids"])  # A
         embeddings = embeddings + self.item_position_embedding(inputs["item_position_ids"])  # + D
         # the backbone's embeddings add B (token positions) and C (token types), then LayerNorm and dropout
         if self.attention_impl == "dense":
             return dense_forward(self.backbone, embeddings, inputs["attention_mask"], inputs["token_type_ids"],
-                                 inputs["global_attention_mask"])
+                                 inputs["global_attention_mask"], cls_only=cls_only)
         return self.backbone(inputs_embeds=embeddings, attention_mask=inputs["attention_mask"],
                              token_type_ids=inputs["token_type_ids"],
                              global_attention_mask=inputs["global_attention_mask"]).last_hidden_state
@@ -135,7 +136,7 @@ class Recformer(SequenceLossRecommender):
 
     def encode(self, inputs: dict) -> torch.Tensor:
         """Inputs → (B, d) pooled representations."""
-        return self.pool(self.encode_tokens(inputs), inputs)
+        return self.pool(self.encode_tokens(inputs, cls_only=self.pooling == "cls"), inputs)
 
     def catalogue_on(self, device):
         """The tokenised catalogue on ``device``: moved once, with the first batch on the model's device."""
