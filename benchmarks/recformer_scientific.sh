@@ -37,9 +37,11 @@
 #            figures fall by chance, to read the 1-epoch comparisons by
 #   attention_dropout  one epoch without dropout on the attention probabilities (its masks are ~10-15% of an fp32
 #            step; row Recformer-no-attention-dropout-1-epoch)
+#   grouped_attention_dropout  grouped_epoch without attention dropout: the same check over 2,132 steps instead of
+#            528 (row Recformer-prefix-grouped-no-attention-dropout-1-epoch)
 #   cold     the cold-start protocol of the UniSRec benchmarks (a seeded 10% of the items held out of training,
 #            kept in valid/test), 1 + 1 epochs: what a sitting allows in fp32 (results/Scientific.md, seen/unseen)
-# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|temperature|tokens|cpu|own|pretrain|finetune|pretrain_long|prefix|prefix_long|prefix_epoch|grouped_epoch|grouped_tokens|prefix_full|pretrained_prefix|backbone_zero_shot|pooling|seed|attention_dropout|cold]...
+# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|temperature|tokens|cpu|own|pretrain|finetune|pretrain_long|prefix|prefix_long|prefix_epoch|grouped_epoch|grouped_tokens|prefix_full|pretrained_prefix|backbone_zero_shot|pooling|seed|attention_dropout|grouped_attention_dropout|cold]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B="python benchmarks/run.py"
@@ -148,6 +150,10 @@ seed() {
 }
 attention_dropout() {
   one_epoch -no-attention-dropout-1-epoch --attention_dropout=0
+}
+grouped_attention_dropout() {
+  one_epoch -prefix-grouped-no-attention-dropout-1-epoch --train_strategy=prefix --group_by_length=True \
+     --attention_dropout=0
 }
 cold() {
   $B --dataset Scientific --models Recformer --label_suffix=-cold -- --cold_start_items=0.1 --epochs=1 \
