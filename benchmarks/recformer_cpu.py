@@ -11,6 +11,7 @@ dense attention) and measures, after waiting for a quiet machine (as ``text_enco
 * a training step (forward, backward, AdamW) on ``train_batch_size`` RSS rows of the training loader, for each
   ``max_token_num`` of ``--tokens``, fp32 and bf16, seconds per step (median of ``--steps`` after one warm-up),
   and where that time goes: the median seconds of the forward pass (loss), the backward pass and the AdamW step;
+  and the sequence encoder's forward + backward with its last layer computed for every token vs for [CLS] alone;
 * evaluation: sequences/s of the sequence encoder (no gradients) at the profile's ``max_token_num``, fp32 and
   bf16, and what an epoch costs by that arithmetic (steps × s/step + table + validation);
 * the process's peak RSS.
@@ -84,6 +85,25 @@ def step_seconds(model, batches, bf16: bool, steps: int) -> tuple[float, dict[st
     return statistics.median(times["step"]), {phase: statistics.median(times[phase]) for phase in PHASES}
 
 
+def encoder_seconds(model, batches, steps: int) -> dict[str, float]:
+    """Median fp32 seconds of the sequence encoder's forward + backward (training mode) on the batches' sequences,
+    ``full``: the last layer computes every token, ``cls_only``: [CLS] alone (what ``h_[CLS]`` pooling runs);
+    the two alternate batch by batch so that drift in the machine's speed falls on both."""
+    import torch
+
+    model.train()
+    times = {"full": [], "cls_only": []}
+    for index, batch in zip(range(steps + 1), batches):
+        inputs = model.sequence_inputs(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
+        for name in times:
+            start = time.perf_counter()
+            model.encode_tokens(inputs, cls_only=name == "cls_only")[:, 0].sum().backward()
+            if index:
+                times[name].append(time.perf_counter() - start)
+            model.zero_grad(set_to_none=True)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def sequences_per_second(model, batch, bf16: bool, repeats: int = 3) -> float:
     import torch
 
@@ -140,7 +160,8 @@ def main(args) -> dict:
         fp32_s, fp32_phases = step_seconds(model, batches, bf16=False, steps=args.steps)
         bf16_s, bf16_phases = step_seconds(model, batches, bf16=True, steps=args.steps) if with_bf16 else (None, None)
         record["steps"][str(tokens)] = {"batch": len(batches[0]), "fp32_s": fp32_s, "bf16_s": bf16_s,
-                                        "fp32_phases_s": fp32_phases, "bf16_phases_s": bf16_phases}
+                                        "fp32_phases_s": fp32_phases, "bf16_phases_s": bf16_phases,
+                                        "encoder_fp32_s": encoder_seconds(model, batches, args.steps)}
         del job, model
     steps, table, evaluation = record["train_steps_per_epoch"], record["item_table"], record["evaluation"]
     for dtype in ("fp32", "bf16"):  # training in `dtype`, the table and validation as the trainer runs them: fp32
@@ -191,6 +212,13 @@ def render_run(record: dict) -> list[str]:
                   "| max_token_num | precision | forward (loss) | backward | AdamW step |", "|---|---|---|---|---|"]
         lines += [f"| {tokens} | {dtype} | " + " | ".join(f"{phases[phase]:.3f}" for phase in PHASES) + " |"
                   for tokens, dtype, phases in phased]
+    encoder = [(tokens, step["encoder_fp32_s"]) for tokens, step in record["steps"].items() if "encoder_fp32_s" in step]
+    if encoder:  # runs before 2026-12-07T06:40 have none
+        lines += ["", "Sequence encoder forward + backward, fp32 (median seconds): the last layer for every token, "
+                  "or for [CLS] alone (`h_[CLS]` pooling):", "",
+                  "| max_token_num | every token | [CLS] alone | saved |", "|---|---|---|---|"]
+        lines += [f"| {tokens} | {times['full']:.3f} | {times['cls_only']:.3f} | "
+                  f"{1 - times['cls_only'] / times['full']:.0%} |" for tokens, times in encoder]
     lines += ["", f"### Evaluation (sequence encoder, {evaluation['rows']} rows, {evaluation['max_token_num']} tokens)",
               "", f"fp32 {evaluation['fp32_sequences_per_s']:.0f} sequences/s, bf16 autocast "
               f"{_figure(evaluation['bf16_sequences_per_s'], '.0f')} sequences/s.", "",

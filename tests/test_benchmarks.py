@@ -125,6 +125,8 @@ def test_recformer_cpu_benchmark_times_both_precisions_and_writes_its_report(tex
     report = (tmp_path / "recformer-cpu.md").read_text()
     assert "| 48 |" in report and "bf16 autocast" in report
     assert "| forward (loss) | backward | AdamW step |" in report and "| 48 | bf16 |" in report
+    assert all(min(step["encoder_fp32_s"].values()) > 0 for step in record["steps"].values())
+    assert set(record["steps"]["48"]["encoder_fp32_s"]) == {"full", "cls_only"} and "| [CLS] alone |" in report
 
 
 def test_recformer_cpu_benchmark_times_fp32_only_where_bf16_is_emulated(text_data, tmp_path, in_tmp_cwd,
