@@ -48,6 +48,10 @@ B="python benchmarks/run.py"
 PRE=Office+Instruments+Games
 [ -d dataset/data/Scientific-Recformer ] || python -m recbole_text.data.converters recformer \
   --src ../shared/data/Scientific-Recformer --out dataset/data
+# The rows recorded before 2026-12-07 ran under the RSS profile: steps that compare with them pin its rows, batches
+# and attention dropout (a step's own overrides come after and win)
+RSS_PROFILE="--train_strategy=rss --group_by_length=False --attention_dropout=~"
+OLD_DROPOUT="--group_by_length=False --attention_dropout=~"
 used_by() {  # $1 label suffix: the used-by command as a user types it, its 5 + 2 epochs planned into train_budget_s
   $B --dataset Scientific --models Recformer --label_suffix=$1
 }
@@ -64,10 +68,10 @@ own() {
   $B --dataset Scientific-Recformer --models gSASRec -- --num_negatives=1024 --stopping_step=30 --time_budget_s=300 \
      --show_progress=False
   $B --dataset Scientific-Recformer --models SASRec -- --stopping_step=5 --time_budget_s=600 --show_progress=False
-  $B --dataset Scientific-Recformer --models Recformer -- --epochs=2 --stage2_epochs=1
+  $B --dataset Scientific-Recformer --models Recformer -- $RSS_PROFILE --epochs=2 --stage2_epochs=1
 }
 pretrain_sources() {  # $1 batches, $2 label suffix: pretraining on $PRE, its checkpoint in CKPT
-  $B --dataset $PRE --models Recformer --label_suffix=$2 --baseline=UniSRec-pretrain -- --train_stage=pretrain \
+  $B --dataset $PRE --models Recformer --label_suffix=$2 --baseline=UniSRec-pretrain -- $OLD_DROPOUT --train_stage=pretrain \
      --train_strategy=sampled_prefix --max_steps=$1 --epochs=1 --eval_step=0
   CKPT=$(python -c "import json; print(json.load(open('benchmarks/runs/$PRE-Recformer$2.json'))['checkpoint'])")
 }
@@ -76,7 +80,8 @@ zero_shot() {  # $1 label suffix
 }
 one_epoch() {  # $1 label suffix, then overrides: one finetuning epoch on Scientific without stage 2
   local suffix=$1; shift
-  $B --dataset Scientific --models Recformer --label_suffix=$suffix -- --epochs=1 --finetune_stage2=False "$@"
+  $B --dataset Scientific --models Recformer --label_suffix=$suffix -- $RSS_PROFILE --epochs=1 --finetune_stage2=False \
+     "$@"
 }
 pretrain_then_zero_shot() {  # $1 batches, $2 label tag: rows $PRE-Recformer-pretrain$2, Recformer-zero-shot$2
   pretrain_sources $1 -pretrain$2
@@ -113,7 +118,7 @@ amx() {  # the rows of an AMX machine
 }
 prefix_rows() {  # $1 label suffix, $2 stage-1 epochs, $3 train_budget_s, then overrides: every prefix row,
   local suffix=$1 epochs=$2 budget=$3; shift 3  # + 1 stage-2 epoch
-  $B --dataset Scientific --models Recformer --label_suffix=$suffix -- --train_strategy=prefix --epochs=$epochs \
+  $B --dataset Scientific --models Recformer --label_suffix=$suffix -- $OLD_DROPOUT --train_strategy=prefix --epochs=$epochs \
      --stage2_epochs=1 --train_budget_s=$budget "$@"
 }
 prefix_epoch() {  # one epoch of prefix rows without stage 2: its time measured where it was only estimated
@@ -156,7 +161,7 @@ grouped_attention_dropout() {
      --attention_dropout=0
 }
 cold() {
-  $B --dataset Scientific --models Recformer --label_suffix=-cold -- --cold_start_items=0.1 --epochs=1 \
+  $B --dataset Scientific --models Recformer --label_suffix=-cold -- $RSS_PROFILE --cold_start_items=0.1 --epochs=1 \
      --stage2_epochs=1
 }
 steps=("$@")

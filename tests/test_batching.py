@@ -48,7 +48,8 @@ def test_grouped_batches_sort_within_megabatches_of_shuffled_rows():
 def test_recformer_trains_on_every_prefix_row_once_per_epoch_in_grouped_batches(text_data, in_tmp_cwd):
     grouped = build_job("Recformer", "c", config_dict=settings(text_data, group_by_length=True, train_batch_size=8),
                         log=False)
-    plain = build_job("Recformer", "c", config_dict=settings(text_data, train_batch_size=8), log=False)
+    plain = build_job("Recformer", "c", config_dict=settings(text_data, group_by_length=False, train_batch_size=8),
+                      log=False)
     assert isinstance(grouped.train_data, TrainBatches) and not isinstance(plain.train_data, TrainBatches)
     model = grouped.model
 

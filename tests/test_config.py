@@ -283,3 +283,19 @@ def test_explicit_pairwise_sampling_is_kept():
                                                                                 "sample_num": 3}})
     assert config["train_neg_sample_args"]["distribution"] == "popularity"
     assert config["train_neg_sample_args"]["sample_num"] == 3
+
+
+def test_recformer_profiles_cpu_by_default_and_the_papers_on_request():
+    from recbole_text.config import ConfigError, TextConfig
+
+    cpu = TextConfig("Recformer", "Scientific")
+    assert (cpu["train_strategy"], cpu["group_by_length"], cpu["attention_dropout"]) == ("prefix", True, 0.0)
+    assert cpu["max_token_num"] == 128 and cpu["train_budget_s"] == 3300 and cpu["plm_name"] is None
+    paper = TextConfig("Recformer", "Scientific", config_dict={"profile": "paper"})
+    assert paper["plm_name"] == "allenai/longformer-base-4096" and paper["max_token_num"] == 1024
+    assert (paper["train_strategy"], paper["group_by_length"], paper["attention_dropout"]) == ("rss", False, None)
+    assert paper["train_budget_s"] is None and paper["gradient_accumulation_steps"] == 8
+    overridden = TextConfig("Recformer", "Scientific", config_dict={"profile": "paper", "max_token_num": 512})
+    assert overridden["max_token_num"] == 512  # --key=value still wins over the profile
+    with pytest.raises(ConfigError, match="profile='gpu': Recformer has the profiles paper"):
+        TextConfig("Recformer", "Scientific", config_dict={"profile": "gpu"})
