@@ -66,9 +66,9 @@ def step_seconds(model, batches, bf16: bool, steps: int) -> tuple[float, dict[st
     """(median seconds per step, {phase: median seconds}) over ``steps`` steps after one warm-up."""
     import torch
 
-    model.train()
     from recbole_text.trainer import fused
 
+    model.train()
     optimizer = fused(torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5))  # as trained
     times = {phase: [] for phase in ("step",) + PHASES}
     for index, batch in zip(range(steps + 1), batches):

@@ -48,10 +48,10 @@ B="python benchmarks/run.py"
 PRE=Office+Instruments+Games
 [ -d dataset/data/Scientific-Recformer ] || python -m recbole_text.data.converters recformer \
   --src ../shared/data/Scientific-Recformer --out dataset/data
-# The rows recorded before 2026-12-07 ran under the RSS profile: steps that compare with them pin its rows, batches
-# and attention dropout (a step's own overrides come after and win)
-RSS_PROFILE="--train_strategy=rss --group_by_length=False --attention_dropout=~"
-OLD_DROPOUT="--group_by_length=False --attention_dropout=~"
+# The rows recorded before 2026-12-07 ran under the RSS profile: steps that compare with them pin its batches and
+# attention dropout, and its rows where they set none of their own (a step's own overrides come after and win)
+RSS_BATCHES="--group_by_length=False --attention_dropout=~"
+RSS_PROFILE="--train_strategy=rss $RSS_BATCHES"
 used_by() {  # $1 label suffix: the used-by command as a user types it, its 5 + 2 epochs planned into train_budget_s
   $B --dataset Scientific --models Recformer --label_suffix=$1
 }
@@ -71,7 +71,7 @@ own() {
   $B --dataset Scientific-Recformer --models Recformer -- $RSS_PROFILE --epochs=2 --stage2_epochs=1
 }
 pretrain_sources() {  # $1 batches, $2 label suffix: pretraining on $PRE, its checkpoint in CKPT
-  $B --dataset $PRE --models Recformer --label_suffix=$2 --baseline=UniSRec-pretrain -- $OLD_DROPOUT --train_stage=pretrain \
+  $B --dataset $PRE --models Recformer --label_suffix=$2 --baseline=UniSRec-pretrain -- $RSS_BATCHES --train_stage=pretrain \
      --train_strategy=sampled_prefix --max_steps=$1 --epochs=1 --eval_step=0
   CKPT=$(python -c "import json; print(json.load(open('benchmarks/runs/$PRE-Recformer$2.json'))['checkpoint'])")
 }
@@ -118,7 +118,7 @@ amx() {  # the rows of an AMX machine
 }
 prefix_rows() {  # $1 label suffix, $2 stage-1 epochs, $3 train_budget_s, then overrides: every prefix row,
   local suffix=$1 epochs=$2 budget=$3; shift 3  # + 1 stage-2 epoch
-  $B --dataset Scientific --models Recformer --label_suffix=$suffix -- $OLD_DROPOUT --train_strategy=prefix --epochs=$epochs \
+  $B --dataset Scientific --models Recformer --label_suffix=$suffix -- $RSS_BATCHES --train_strategy=prefix --epochs=$epochs \
      --stage2_epochs=1 --train_budget_s=$budget "$@"
 }
 prefix_epoch() {  # one epoch of prefix rows without stage 2: its time measured where it was only estimated

@@ -159,15 +159,15 @@ def dense_forward(backbone, inputs_embeds: torch.Tensor, attention_mask: torch.T
     def split(x):  # (B, T', d) → (B, heads, T', head_dim)
         return x.view(batch, -1, heads, head_dim).transpose(1, 2)
 
-    layers = len(backbone.encoder.layer)
-    for number, (layer, window) in enumerate(zip(backbone.encoder.layer, windows), 1):
+    last = backbone.encoder.layer[-1]
+    for layer, window in zip(backbone.encoder.layer, windows):
         attention = layer.attention.self
         dropout = attention.dropout if isinstance(attention.dropout, float) else attention.dropout.p
         dropout = dropout if backbone.training else 0.0
         cls = F.scaled_dot_product_attention(split(attention.query_global(hidden[:, :1])),
                                              split(attention.key_global(hidden)), split(attention.value_global(hidden)),
                                              attn_mask=real[:, None, None, :], dropout_p=dropout)  # (B, H, 1, dh)
-        if cls_only and number == layers:  # no later layer reads the other tokens' states
+        if cls_only and layer is last:  # no later layer reads the other tokens' states
             attended = layer.attention.output(cls.transpose(1, 2).reshape(batch, 1, -1), hidden[:, :1])
             return layer.output(layer.intermediate(attended), attended)  # (B, 1, d)
         allowed = (distance <= window // 2)[None] | (offset == 0)[None, None, :]  # window, and [CLS] for all
