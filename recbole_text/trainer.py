@@ -26,12 +26,16 @@ own training loop, evaluator and early stopping run unchanged while
 * ``train_budget_s: B`` plans all training stages to end within ``B`` seconds: before every epoch the epochs
   that still fit at the mean epoch time so far are shared out between the stages (:func:`plan_epochs`),
   the current stage's learning-rate schedule is laid out again over its planned steps, and a stage planned at 0
-  epochs is skipped (``time_budget_s``, by contrast, only stops starting new epochs in a stage).
+  epochs is skipped (``time_budget_s``, by contrast, only stops starting new epochs in a stage). A linear
+  schedule is planned once more after the first tenth of a sitting's first epoch, from the time per batch so
+  far, so that a budget which holds one epoch anneals within it (validation's time is not known yet then: the
+  plan after the first epoch counts it).
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import math
 import os
 import sys
 import uuid
@@ -220,6 +224,7 @@ class SafeCheckpointMixin:
         self.stage_epochs = {}  # stage → configured epochs (set by quick_start.train_stages)
         self.planned_epochs = {}  # stage → epochs planned under train_budget_s
         self._schedule_total = None  # optimizer steps of the current linear schedule (replanned by the budget)
+        self._epoch = {}  # the training epoch under way: index, batches, when its first batch began, probe step
         if config["enable_amp"]:  # RecBole's autocast takes the device's default dtype: fp16 on CUDA, bf16 on CPU
             import torch
 
@@ -303,6 +308,9 @@ class SafeCheckpointMixin:
             hook(epoch_idx)
         for callback in self.epoch_start_callbacks:
             callback(epoch_idx)
+        self._epoch = {"index": epoch_idx, "batches": len(train_data), "batches_started": perf_counter(),
+                       "probe": (math.ceil(len(train_data) / 10) if self.train_budget_s and not self._budget_epochs
+                                 else None)}
         loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
         self.steps_done += train_data.yielded if isinstance(train_data, StepLimited) else len(train_data)
         self.epochs_trained += 1
@@ -332,19 +340,29 @@ class SafeCheckpointMixin:
             callback(record)
         return score, result
 
-    def _replan(self, epoch_idx: int) -> None:
+    def _replan(self, epoch_idx: int, batches_done: int = 0) -> None:
         """``train_budget_s``, before each epoch after this sitting's first: share the epochs that still fit at
         the mean epoch time so far (training, validation and table refreshes) between this stage and the later
         ones, and lay this stage's linear schedule out again over its planned steps. On ``--resume`` the budget
-        counts afresh."""
-        elapsed = self._decided_once(perf_counter() - self._budget_started)  # rank 0's clock in data parallel
-        per_epoch = max(elapsed, 1e-9) / self._budget_epochs
-        more = int(min(max(self.train_budget_s - elapsed, 0) // per_epoch, 1e6))
+        counts afresh. With ``batches_done`` > 0 (a tenth into the sitting's first epoch) an epoch is estimated
+        as the time before its first batch plus its batches at the time per batch so far, and the current epoch
+        counts as trained."""
+        now = perf_counter()
+        if batches_done:
+            elapsed, per_batch = self._decided_once(  # rank 0's clock in data parallel
+                [now - self._budget_started, (now - self._epoch["batches_started"]) / batches_done])
+            per_epoch = self._epoch["batches_started"] - self._budget_started + per_batch * self._epoch["batches"]
+            epoch_ends = elapsed + per_batch * (self._epoch["batches"] - batches_done)
+            trained = epoch_idx + 1
+        else:
+            elapsed = self._decided_once(now - self._budget_started)
+            per_epoch, epoch_ends, trained = elapsed / self._budget_epochs, elapsed, epoch_idx
+        more = int(min(max(self.train_budget_s - epoch_ends, 0) // max(per_epoch, 1e-9), 1e6))
         stages = list(self.stage_epochs) or [self.stage]
         configured = [self.stage_epochs.get(name, self.config["epochs"]) for name in stages]
         current = stages.index(self.stage)
         done = [sum(1 for r in self.history if r.get("stage") == name) for name in stages[:current]]
-        done += [epoch_idx] + [0] * (len(stages) - current - 1)
+        done += [trained] + [0] * (len(stages) - current - 1)
         planned = dict(zip(stages, plan_epochs(configured, done, current, sum(done) + more)))
         if planned != (self.planned_epochs or dict(zip(stages, configured))):
             self.logger.info(f"train_budget_s={self.train_budget_s:g}: {per_epoch:.0f} s per epoch so far, epochs "
@@ -404,7 +422,17 @@ class SafeCheckpointMixin:
             return max(0.0, (total - step) / max(total - warmup, 1))
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
-        self.optimizer.register_step_post_hook(lambda *_: scheduler.step())
+
+        def after_step(*_):
+            scheduler.step()
+            epoch = self._epoch
+            epoch["steps"] = epoch.get("steps", 0) + 1
+            batches = epoch["steps"] * getattr(self.optimizer, "accumulation_steps", 1)
+            if epoch.get("probe") and batches >= epoch["probe"]:
+                epoch["probe"] = None
+                self._replan(epoch["index"], batches)
+
+        self.optimizer.register_step_post_hook(after_step)
         return scheduler
 
     def _set_schedule_length(self, batches: int) -> None:

@@ -354,3 +354,34 @@ def test_train_budget_plans_the_stages_and_their_schedules(budget, stage2, plann
     assert [r["stage"] for r in trainer.history] == [stage for stage, _ in epochs]
     assert started == [(stage, n * steps) for stage, n in epochs]
     assert trainer.planned_epochs == planned
+
+
+@pytest.mark.parametrize("budget, planned", [(1500.0, {"finetune": 1, "stage2": 0}),
+                                             (2500.0, {"finetune": 1, "stage2": 1})])
+def test_train_budget_anneals_within_the_first_epoch_when_it_is_all_that_fits(budget, planned, text_data,
+                                                                             in_tmp_cwd, monkeypatch):
+    """An epoch takes 100 s before its first batch and 900 s of batches on a fake clock; 5 + 2 epochs are
+    configured. A tenth into epoch 1 the plan learns that one epoch of stage 1 fits, so its linear schedule
+    reaches 0 at the end of that epoch (laid over 5 epochs it would still be at 4/5 of its peak)."""
+    import recbole_text.trainer as trainer_module
+    from recbole_text.quick_start import train_stages
+
+    clock = [0.0]
+    monkeypatch.setattr(trainer_module, "perf_counter", lambda: clock[0])
+    job = build_job("Recformer", "c", log=False, config_dict=settings(
+        text_data, epochs=5, stage2_epochs=2, finetune_stage2=True, stopping_step=10, lr_scheduler="linear",
+        warmup_steps=0, train_batch_size=2, train_budget_s=budget))
+    trainer, model, steps = job.trainer, job.model, len(job.train_data)
+    assert steps >= 4  # the plan comes after the first batch, with more to go
+    loss = model.calculate_loss
+    monkeypatch.setattr(model, "calculate_loss",
+                        lambda batch: clock.__setitem__(0, clock[0] + 900.0 / steps) or loss(batch), raising=False)
+    trainer.epoch_start_callbacks.append(lambda epoch: clock.__setitem__(0, clock[0] + 100.0))
+    schedules, rates = [], []
+    trainer.epoch_start_callbacks.append(lambda epoch: schedules.append(trainer._schedule_total))
+    trainer.epoch_callbacks.append(lambda record: rates.append((record["stage"],
+                                                                trainer.optimizer.param_groups[0]["lr"])))
+    train_stages(job, saved=True, resume=None, show=False)
+    assert trainer.planned_epochs == planned
+    assert schedules[0] == 5 * steps and trainer.history[0]["train_s"] == pytest.approx(1000.0)
+    assert rates == [(stage, 0.0) for stage, epochs in planned.items() if epochs]
