@@ -365,9 +365,10 @@ class SafeCheckpointMixin:
         done += [trained] + [0] * (len(stages) - current - 1)
         planned = dict(zip(stages, plan_epochs(configured, done, current, sum(done) + more)))
         if planned != (self.planned_epochs or dict(zip(stages, configured))):
-            self.logger.info(f"train_budget_s={self.train_budget_s:g}: {per_epoch:.0f} s per epoch so far, epochs "
-                             "planned " + ", ".join(f"{name} {planned[name]} of {configured[i]}"
-                                                    for i, name in enumerate(stages)))
+            basis = f"of {batches_done} batches" if batches_done else "so far"
+            plan = ", ".join(f"{name} {planned[name]} of {configured[i]}" for i, name in enumerate(stages))
+            self.logger.info(f"train_budget_s={self.train_budget_s:g}: {per_epoch:.0f} s per epoch at the rate "
+                             f"{basis}, epochs planned {plan}")
         self.planned_epochs = planned
         self.epochs = planned[self.stage]
         if self._schedule_total is not None:
