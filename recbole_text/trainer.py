@@ -224,7 +224,8 @@ class SafeCheckpointMixin:
         self.stage_epochs = {}  # stage → configured epochs (set by quick_start.train_stages)
         self.planned_epochs = {}  # stage → epochs planned under train_budget_s
         self._schedule_total = None  # optimizer steps of the current linear schedule (replanned by the budget)
-        self._epoch = {}  # the training epoch under way: index, batches, when its first batch began, probe step
+        self._epoch = {}  # the training epoch under way: index, batches, when its first batch began, optimizer
+        # steps so far, and the step a tenth in at which train_budget_s plans again (None: not in this epoch)
         if config["enable_amp"]:  # RecBole's autocast takes the device's default dtype: fp16 on CUDA, bf16 on CPU
             import torch
 
@@ -308,9 +309,10 @@ class SafeCheckpointMixin:
             hook(epoch_idx)
         for callback in self.epoch_start_callbacks:
             callback(epoch_idx)
-        self._epoch = {"index": epoch_idx, "batches": len(train_data), "batches_started": perf_counter(),
-                       "probe": (math.ceil(len(train_data) / 10) if self.train_budget_s and not self._budget_epochs
-                                 else None)}
+        accumulation = getattr(self.optimizer, "accumulation_steps", 1)
+        probe = math.ceil(math.ceil(len(train_data) / 10) / accumulation)  # the optimizer step a tenth in
+        self._epoch = {"index": epoch_idx, "batches": len(train_data), "batches_started": perf_counter(), "steps": 0,
+                       "probe_step": probe if self.train_budget_s and not self._budget_epochs else None}
         loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
         self.steps_done += train_data.yielded if isinstance(train_data, StepLimited) else len(train_data)
         self.epochs_trained += 1
@@ -428,10 +430,8 @@ class SafeCheckpointMixin:
             scheduler.step()
             epoch = self._epoch
             epoch["steps"] = epoch.get("steps", 0) + 1
-            batches = epoch["steps"] * getattr(self.optimizer, "accumulation_steps", 1)
-            if epoch.get("probe") and batches >= epoch["probe"]:
-                epoch["probe"] = None
-                self._replan(epoch["index"], batches)
+            if epoch["steps"] == epoch.get("probe_step"):
+                self._replan(epoch["index"], epoch["steps"] * getattr(self.optimizer, "accumulation_steps", 1))
 
         self.optimizer.register_step_post_hook(after_step)
         return scheduler
