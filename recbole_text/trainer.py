@@ -461,6 +461,7 @@ class SafeCheckpointMixin:
             hook(name)
         self.optimizer = self._build_optimizer(params=[p for p in self.model.parameters() if p.requires_grad])
         self.scheduler = None  # rebuilt by fit() over the new stage's epochs
+        self._resumed_scheduler = None  # a resume point that ended the previous stage holds that stage's spent schedule
         self.start_epoch, self.cur_step, self.stage, self.steps_done = 0, 0, name, 0
         stage_begun = getattr(super(), "_stage_begun", None)  # data parallel: every worker takes rank 0's weights
         if stage_begun is not None:

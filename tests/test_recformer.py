@@ -188,6 +188,28 @@ def test_a_run_stopped_in_stage_two_resumes_there_with_the_table_frozen(text_dat
     assert resumed["test_result"] == pytest.approx(full["test_result"], abs=1e-5)
 
 
+def test_a_run_stopped_between_the_stages_trains_stage_two_with_its_own_fresh_schedule(text_data, in_tmp_cwd):
+    """Interrupted before stage 2's first resume point, --resume reads stage 1's last one (stage finished): stage 2
+    must start its own learning-rate schedule, not continue stage 1's spent one (learning rate 0), and end as the
+    uninterrupted run."""
+    from recbole_text import run
+    from test_cli import Interrupted, interrupt_at, only_resume_point
+
+    config = settings(text_data, epochs=2, stage2_epochs=2, stopping_step=10, stage2_stopping_step=10)
+    full = run("Recformer", "c", config_dict=config)
+    with pytest.raises(Interrupted):
+        run("Recformer", "c", config_dict=config, epoch_callbacks=[interrupt_at("stage2", 0)])
+    point_file = only_resume_point(in_tmp_cwd)
+    point = torch.load(point_file, weights_only=True)["resume_point"]
+    assert point["stage"] == "finetune" and point["stage_finished"]
+    resumed = run("Recformer", "c", config_dict=config, resume=point_file)
+    assert [(r["stage"], r["epoch"]) for r in resumed["history"]] == [
+        ("finetune", 0), ("finetune", 1), ("stage2", 0), ("stage2", 1)]
+    for got, want in zip(resumed["history"][2:], full["history"][2:]):
+        assert got["train_loss"] == pytest.approx(want["train_loss"], rel=1e-5)
+    assert resumed["test_result"] == pytest.approx(full["test_result"], abs=1e-5)
+
+
 def test_mlm_masks_whole_words_of_item_tokens_only(text_data, in_tmp_cwd):
     job = build_job("Recformer", "a,b", config_dict=settings(text_data, train_stage="pretrain"), loaders=False,
                     with_trainer=False, log=False)
