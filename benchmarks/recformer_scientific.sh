@@ -29,6 +29,8 @@
 #   grouped_tokens  grouped_epoch at 256 tokens instead of 128 (row Recformer-prefix-grouped-256-tokens-1-epoch)
 #   prefix_full  every prefix row, length-grouped, all 5 + 2 epochs without a time plan (~6 h in fp32 on AVX2, ~2 h
 #            on the Xeon): resumable over sittings, RESUME=<its resume point> continues it (row Recformer-prefix-full)
+#   prefix_full_stage2  CKPT=<prefix_full's best checkpoint>: one stage-2 epoch from it, stage 1 not redone
+#            (row Recformer-prefix-full-stage2)
 #   pretrained_prefix  pretraining as in pretrain_long, then prefix_long's finetuning from that checkpoint: "with
 #            and without pretraining" at the best finetuning recipe (row Recformer-pretrained-prefix-long)
 #   backbone_zero_shot  the MiniLM backbone as it is, no pretraining and no finetuning (row Recformer-backbone-zero-shot)
@@ -41,7 +43,7 @@
 #            528 (row Recformer-prefix-grouped-no-attention-dropout-1-epoch)
 #   cold     the cold-start protocol of the UniSRec benchmarks (a seeded 10% of the items held out of training,
 #            kept in valid/test), 1 + 1 epochs: what a sitting allows in fp32 (results/Scientific.md, seen/unseen)
-# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|temperature|tokens|cpu|own|pretrain|finetune|pretrain_long|prefix|prefix_long|prefix_epoch|grouped_epoch|grouped_tokens|prefix_full|pretrained_prefix|backbone_zero_shot|pooling|seed|attention_dropout|grouped_attention_dropout|cold]...
+# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|temperature|tokens|cpu|own|pretrain|finetune|pretrain_long|prefix|prefix_long|prefix_epoch|grouped_epoch|grouped_tokens|prefix_full|prefix_full_stage2|pretrained_prefix|backbone_zero_shot|pooling|seed|attention_dropout|grouped_attention_dropout|cold]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B="python benchmarks/run.py"
@@ -133,6 +135,14 @@ grouped_tokens() {  # grouped_epoch at 256 tokens: prefix rows have longer histo
 prefix_full() {  # prefix_long's rows without the budget, over as many sittings as it takes
   $B --dataset Scientific --models Recformer --label_suffix=-prefix-full -- --train_strategy=prefix \
      --group_by_length=True --stage2_epochs=2 --train_budget_s=~ ${RESUME:+--resume=$RESUME}
+}
+prefix_full_stage2() {  # one stage-2 epoch from prefix_full's best checkpoint CKPT (its stage 2 ran at learning
+  local from=saved/Recformer-prefix-full-stage1.pth  # rate 0, fixed in e22ec07); a copy is resumed, CKPT is kept
+  cp "$CKPT" $from
+  local epochs  # the checkpoint's epoch + 1: no stage-1 epoch is left, the run goes straight to stage 2
+  epochs=$(python -c "import torch; print(torch.load('$from', weights_only=True)['epoch'] + 1)")
+  $B --dataset Scientific --models Recformer --label_suffix=-prefix-full-stage2 -- --train_strategy=prefix \
+     --group_by_length=True --epochs=$epochs --stage2_epochs=1 --train_budget_s=~ --resume=$from
 }
 prefix() {  # the training data UniSRec, SASRec and gSASRec see
   prefix_rows -prefix 4 6600

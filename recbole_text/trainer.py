@@ -473,6 +473,10 @@ class SafeCheckpointMixin:
         if not self.config["single_spec"] and self.config["local_rank"] != 0:
             return
         path = kwargs.pop("saved_model_file", self.saved_model_file)
+        # RecBole saves with epoch -1 when a resumed stage has no epoch left: the checkpoint resumed from is kept as
+        # it is, its epoch too, so that resuming from it again skips the same epochs
+        if epoch < 0 and os.path.isfile(path):
+            return
         save_checkpoint(path, self.config["model"], self._checkpoint_state(epoch))
         if verbose:
             self.logger.info(f"Saving current: {path}")

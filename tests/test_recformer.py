@@ -210,6 +210,35 @@ def test_a_run_stopped_between_the_stages_trains_stage_two_with_its_own_fresh_sc
     assert resumed["test_result"] == pytest.approx(full["test_result"], abs=1e-5)
 
 
+
+def test_a_stage_one_checkpoint_resumed_with_its_epochs_spent_trains_stage_two_alone(text_data, in_tmp_cwd,
+                                                                                    monkeypatch):
+    """--resume=<best checkpoint of a stage-1 run> with --epochs at most its epoch + 1: nothing of stage 1 is left, so
+    stage 2 starts at once from that checkpoint's (model, table) pair with a fresh optimizer, and the checkpoint is
+    never written with epoch -1 (RecBole's "nothing left to train" save), which a later --resume would read as
+    "start stage 1 again"."""
+    import shutil
+
+    from recbole_text import trainer as trainer_module
+    from recbole_text.quick_start import train_stages
+
+    stage_one = build_job("Recformer", "c", config_dict=settings(text_data, finetune_stage2=False), log=False)
+    train_stages(stage_one, saved=True, resume=None, show=False, resume_points=False)
+    source = Path(shutil.copy(stage_one.trainer.saved_model_file, in_tmp_cwd / "stage1.pth"))
+    before = torch.load(source, weights_only=True)
+    assert before["epoch"] == 0
+    written = []
+    save = trainer_module.save_checkpoint
+    monkeypatch.setattr(trainer_module, "save_checkpoint",
+                        lambda path, model, state: (written.append(state["epoch"]), save(path, model, state)))
+    job = build_job("Recformer", "c", config_dict=settings(text_data, epochs=1, stage2_epochs=1), log=False)
+    train_stages(job, saved=True, resume=str(source), show=False, resume_points=False)
+    assert [(r["stage"], r["epoch"]) for r in job.trainer.history] == [("stage2", 0)]
+    assert written in ([], [0])  # only stage 2's epoch 0, if it validated at least as well
+    assert torch.equal(job.model.item_table, before["state_dict"]["item_table"])  # frozen from the checkpoint's table
+    trained = job.model.backbone.encoder.layer[0].attention.self.query_global.weight
+    assert not torch.equal(trained, before["state_dict"]["backbone.encoder.layer.0.attention.self.query_global.weight"])
+
 def test_mlm_masks_whole_words_of_item_tokens_only(text_data, in_tmp_cwd):
     job = build_job("Recformer", "a,b", config_dict=settings(text_data, train_stage="pretrain"), loaders=False,
                     with_trainer=False, log=False)
