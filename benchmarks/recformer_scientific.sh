@@ -14,6 +14,7 @@
 #            (results/recformer-cpu.md)
 #   own      Recformer's own split (Scientific-Recformer, 11,041 users): gSASRec, stock SASRec and Recformer
 #            (2 + 1 epochs: the CPU profile's 5 + 2 did not fit the sitting; results/Scientific-Recformer.md)
+#   own_hour the used-by CPU profile on Recformer's own split (row Recformer-hour of results/Scientific-Recformer.md)
 #   pretrain pretraining on Office + Instruments + Games (sampled prefixes, 300 batches of 16: what a sitting
 #            allows, not the paper's 32 epochs), then zero-shot on Scientific (results/Office+Instruments+Games.md,
 #            results/Scientific.md)
@@ -43,7 +44,7 @@
 #            528 (row Recformer-prefix-grouped-no-attention-dropout-1-epoch)
 #   cold     the cold-start protocol of the UniSRec benchmarks (a seeded 10% of the items held out of training,
 #            kept in valid/test), 1 + 1 epochs: what a sitting allows in fp32 (results/Scientific.md, seen/unseen)
-# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|temperature|tokens|cpu|own|pretrain|finetune|pretrain_long|prefix|prefix_long|prefix_epoch|grouped_epoch|grouped_tokens|prefix_full|prefix_full_stage2|pretrained_prefix|backbone_zero_shot|pooling|seed|attention_dropout|grouped_attention_dropout|cold]...
+# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|temperature|tokens|cpu|own|own_hour|pretrain|finetune|pretrain_long|prefix|prefix_long|prefix_epoch|grouped_epoch|grouped_tokens|prefix_full|prefix_full_stage2|pretrained_prefix|backbone_zero_shot|pooling|seed|attention_dropout|grouped_attention_dropout|cold]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B="python benchmarks/run.py"
@@ -71,6 +72,9 @@ own() {
      --show_progress=False
   $B --dataset Scientific-Recformer --models SASRec -- --stopping_step=5 --time_budget_s=600 --show_progress=False
   $B --dataset Scientific-Recformer --models Recformer -- $RSS_PROFILE --epochs=2 --stage2_epochs=1
+}
+own_hour() {  # the used-by CPU profile (prefix rows, 5 + 2 epochs planned into 55 min) on Recformer's own split
+  $B --dataset Scientific-Recformer --models Recformer --label_suffix=-hour
 }
 pretrain_sources() {  # $1 batches, $2 label suffix: pretraining on $PRE, its checkpoint in CKPT
   $B --dataset $PRE --models Recformer --label_suffix=$2 --baseline=UniSRec-pretrain -- $RSS_BATCHES --train_stage=pretrain \
