@@ -210,7 +210,6 @@ def test_a_run_stopped_between_the_stages_trains_stage_two_with_its_own_fresh_sc
     assert resumed["test_result"] == pytest.approx(full["test_result"], abs=1e-5)
 
 
-
 def test_a_stage_one_checkpoint_resumed_with_its_epochs_spent_trains_stage_two_alone(text_data, in_tmp_cwd,
                                                                                     monkeypatch):
     """--resume=<best checkpoint of a stage-1 run> with --epochs at most its epoch + 1: nothing of stage 1 is left, so
@@ -238,6 +237,9 @@ def test_a_stage_one_checkpoint_resumed_with_its_epochs_spent_trains_stage_two_a
     assert torch.equal(job.model.item_table, before["state_dict"]["item_table"])  # frozen from the checkpoint's table
     trained = job.model.backbone.encoder.layer[0].attention.self.query_global.weight
     assert not torch.equal(trained, before["state_dict"]["backbone.encoder.layer.0.attention.self.query_global.weight"])
+    adam_steps = {float(state["step"]) for state in job.trainer.optimizer.state.values()}
+    assert adam_steps == {len(job.train_data)}  # stage 2's steps only: the checkpoint's optimizer was not carried on
+
 
 def test_mlm_masks_whole_words_of_item_tokens_only(text_data, in_tmp_cwd):
     job = build_job("Recformer", "a,b", config_dict=settings(text_data, train_stage="pretrain"), loaders=False,
