@@ -142,11 +142,9 @@ prefix_full() {  # prefix_long's rows without the budget, over as many sittings 
 }
 prefix_full_stage2() {  # one stage-2 epoch from prefix_full's best checkpoint CKPT (its stage 2 ran at learning
   local from=saved/Recformer-prefix-full-stage1.pth  # rate 0, fixed in e22ec07); a copy is resumed, CKPT is kept
-  cp "$CKPT" $from
-  local epochs  # the checkpoint's epoch + 1: no stage-1 epoch is left, the run goes straight to stage 2
-  epochs=$(python -c "import torch; print(torch.load('$from', weights_only=True)['epoch'] + 1)")
+  cp "$CKPT" $from  # --epochs=1: any checkpoint's epoch + 1 is at least 1, so no stage-1 epoch is left
   $B --dataset Scientific --models Recformer --label_suffix=-prefix-full-stage2 -- --train_strategy=prefix \
-     --group_by_length=True --epochs=$epochs --stage2_epochs=1 --train_budget_s=~ --resume=$from
+     --group_by_length=True --epochs=1 --stage2_epochs=1 --train_budget_s=~ --resume=$from
 }
 prefix() {  # the training data UniSRec, SASRec and gSASRec see
   prefix_rows -prefix 4 6600
