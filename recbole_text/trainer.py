@@ -309,8 +309,7 @@ class SafeCheckpointMixin:
             hook(epoch_idx)
         for callback in self.epoch_start_callbacks:
             callback(epoch_idx)
-        accumulation = getattr(self.optimizer, "accumulation_steps", 1)
-        probe = math.ceil(math.ceil(len(train_data) / 10) / accumulation)  # the optimizer step a tenth in
+        probe = math.ceil(math.ceil(len(train_data) / 10) / self.accumulation_steps)  # the optimizer step a tenth in
         self._epoch = {"index": epoch_idx, "batches": len(train_data), "batches_started": perf_counter(), "steps": 0,
                        "probe_step": probe if self.train_budget_s and not self._budget_epochs else None}
         loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
@@ -431,14 +430,19 @@ class SafeCheckpointMixin:
             epoch = self._epoch
             epoch["steps"] = epoch.get("steps", 0) + 1
             if epoch["steps"] == epoch.get("probe_step"):
-                self._replan(epoch["index"], epoch["steps"] * getattr(self.optimizer, "accumulation_steps", 1))
+                self._replan(epoch["index"], epoch["steps"] * self.accumulation_steps)
 
         self.optimizer.register_step_post_hook(after_step)
         return scheduler
 
+    @property
+    def accumulation_steps(self) -> int:
+        """Training batches per optimizer step: what :func:`accumulate_gradients` gave the optimizer (1 without)."""
+        return getattr(self.optimizer, "accumulation_steps", 1)
+
     def _set_schedule_length(self, batches: int) -> None:
         """The linear schedule ends after ``batches`` training batches (optimizer steps, with accumulation)."""
-        self._schedule_total = max(int(batches) // getattr(self.optimizer, "accumulation_steps", 1), 1)
+        self._schedule_total = max(int(batches) // self.accumulation_steps, 1)
 
     def begin_stage(self, name: str, **settings) -> None:
         """Start training stage ``name`` (then call :meth:`fit` again): the best weights saved so far are
