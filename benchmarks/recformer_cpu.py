@@ -2,6 +2,7 @@
 
     python benchmarks/recformer_cpu.py                     # Scientific, the CPU profile (Recformer.yaml)
     python benchmarks/recformer_cpu.py --tokens 128 256    # the sequence lengths to time
+    python benchmarks/recformer_cpu.py --device cuda --tokens 512 1024   # on a GPU (benchmarks/gpu_checks.sh)
 
 Builds the model of ``--model=Recformer --dataset=Scientific`` (the packaged MiniLM converted to a Longformer,
 dense attention) and measures, after waiting for a quiet machine (as ``text_encoder.py``):
@@ -20,7 +21,8 @@ Where the CPU has no native bf16 (no AMX or AVX512-BF16) autocast would emulate 
 for the item table), and the trainer falls back to fp32 there: only fp32 is timed unless ``--emulated_bf16``.
 
 Results: ``benchmarks/results/recformer-cpu.json`` (``{"runs": [...]}``, appended) and ``.md`` (every run, the
-latest first).
+latest first); ``recformer-gpu.*`` with ``--device cuda``, where every timing waits for the GPU to finish
+(``torch.cuda.synchronize``) and the GPU's peak allocated memory is recorded too.
 """
 from __future__ import annotations
 
@@ -47,15 +49,26 @@ def build(args, tokens: int):
                 "group_by_length": False}
     if args.data_path:
         settings["data_path"] = args.data_path
-    return build_job("Recformer", args.dataset, config_dict=settings, with_trainer=False, log=False)
+    return build_job("Recformer", args.dataset, config_dict=settings, with_trainer=False, log=False, device=args.device)
+
+
+def synchronize(device) -> None:
+    """Wait for the GPU's queued kernels, so that a clock read after it times them (a no-op on the CPU)."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def timed_table(model, bf16: bool):
     import torch
 
+    device = model.item_table.device
+    synchronize(device)
     start = time.perf_counter()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         table = model.encode_catalogue()
+    synchronize(device)
     return time.perf_counter() - start, table
 
 
@@ -69,17 +82,22 @@ def step_seconds(model, batches, bf16: bool, steps: int) -> tuple[float, dict[st
     from recbole_text.trainer import fused
 
     model.train()
+    device = model.item_table.device
     optimizer = fused(torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5))  # as trained
     times = {phase: [] for phase in ("step",) + PHASES}
     for index, batch in zip(range(steps + 1), batches):
+        synchronize(device)
         marks = [time.perf_counter()]
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = model.calculate_loss(batch)
+        synchronize(device)
         marks.append(time.perf_counter())
         loss.backward()
+        synchronize(device)
         marks.append(time.perf_counter())
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        synchronize(device)
         marks.append(time.perf_counter())
         if index:  # the first step warms up (allocations, oneDNN kernels)
             times["step"].append(marks[-1] - marks[0])
@@ -95,12 +113,15 @@ def encoder_seconds(model, batches, steps: int) -> dict[str, float]:
     import torch
 
     model.train()
+    device = model.item_table.device
     times = {"full": [], "cls_only": []}
     for index, batch in zip(range(steps + 1), batches):
         inputs = model.sequence_inputs(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
         for name in times:
+            synchronize(device)
             start = time.perf_counter()
             model.encode_tokens(inputs, cls_only=name == "cls_only")[:, 0].sum().backward()
+            synchronize(device)
             if index:
                 times[name].append(time.perf_counter() - start)
             model.zero_grad(set_to_none=True)
@@ -112,11 +133,14 @@ def sequences_per_second(model, batch, bf16: bool, repeats: int = 3) -> float:
 
     model.eval()
     seq, length = batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    device = seq.device
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         model.encode_sequence(seq, length)
+        synchronize(device)
         start = time.perf_counter()
         for _ in range(repeats):
             model.encode_sequence(seq, length)
+        synchronize(device)
     return repeats * len(seq) / (time.perf_counter() - start)
 
 
@@ -126,13 +150,14 @@ def main(args) -> dict:
     from recbole_text.quick_start import machine_description
     from recbole_text.text.encoder import bf16_native
 
-    native = bf16_native("cpu")
+    device = torch.device(args.device)
+    native = bf16_native(device)
     with_bf16 = native or args.emulated_bf16
     quiet = wait_until_quiet(args.max_load, args.wait_s)
     record = {"machine": machine_description(), "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "load_before": quiet,
               "torch_threads": torch.get_num_threads(), "dataset": args.dataset, "steps": {},
-              "bf16_native": native}
+              "bf16_native": native, "device": args.device, "plm_name": args.plm_name}
     profile_tokens = args.tokens[0]
     for tokens in args.tokens:
         job = build(args, tokens)
@@ -149,7 +174,7 @@ def main(args) -> dict:
                                             cosine_min=float(cosine.min()), cosine_mean=float(cosine.mean()))
             model.item_table[1:] = fp32_table
             model.item_table_ready.fill_(True)
-            eval_batch = next(iter(job.valid_data))[0]
+            eval_batch = next(iter(job.valid_data))[0].to(device)
             record["evaluation"] = {"rows": len(eval_batch), "max_token_num": tokens,
                                     "fp32_sequences_per_s": sequences_per_second(model, eval_batch, bf16=False),
                                     "bf16_sequences_per_s": (sequences_per_second(model, eval_batch, bf16=True)
@@ -159,7 +184,7 @@ def main(args) -> dict:
         else:
             model.refresh_item_table()
         batches = list(zip(range(args.steps + 1), job.train_data))
-        batches = [batch for _, batch in batches]
+        batches = [batch.to(device) for _, batch in batches]
         fp32_s, fp32_phases = step_seconds(model, batches, bf16=False, steps=args.steps)
         bf16_s, bf16_phases = step_seconds(model, batches, bf16=True, steps=args.steps) if with_bf16 else (None, None)
         record["steps"][str(tokens)] = {"batch": len(batches[0]), "fp32_s": fp32_s, "bf16_s": bf16_s,
@@ -174,6 +199,8 @@ def main(args) -> dict:
         record[f"epoch_estimate_{dtype}_s"] = (steps * record["steps"][str(profile_tokens)][f"{dtype}_s"]
                                               + table["fp32_s"] + record["valid_rows"] / evaluation["fp32_sequences_per_s"])
     record["peak_rss_mb"] = peak_rss_mb()
+    if device.type == "cuda":
+        record["gpu_peak_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     record["load_after"] = load()
     write(record, args.fresh, Path(args.results))
     return record
@@ -191,10 +218,13 @@ def render_run(record: dict) -> list[str]:
              f"- command: `{record['command']}`",
              f"- 1-minute load average when measuring / after: {record['load_before']['load_when_measuring']:.2f} / "
              f"{record['load_after']:.2f}",
-             f"- dataset: {record['dataset']}; backbone: the packaged all-MiniLM-L6-v2 converted to a Longformer "
-             "(dense attention); peak RSS of the process: " f"{record['peak_rss_mb']:.0f} MB"]
+             f"- dataset: {record['dataset']}; backbone: "
+             f"{record.get('plm_name') or 'the packaged all-MiniLM-L6-v2 converted to a Longformer'} (dense "
+             f"attention); peak RSS of the process: {record['peak_rss_mb']:.0f} MB"]
+    if "gpu_peak_allocated_mb" in record:
+        lines.append(f"- device: {record['device']}, peak GPU memory allocated: {record['gpu_peak_allocated_mb']:.0f} MB")
     if table["bf16_s"] is None:
-        lines.append("- bf16 not timed (—): this CPU would emulate it, and the trainer runs fp32 here")
+        lines.append("- bf16 not timed (—): this device would emulate it, and the trainer runs fp32 here")
     lines += ["", "### Item table (every item, no gradients)", "",
               "| | items/s | seconds |", "|---|---|---|",
               f"| fp32 | {table['fp32_items_per_s']:.0f} | {table['fp32_s']:.1f} |",
@@ -232,21 +262,25 @@ def render_run(record: dict) -> list[str]:
     return lines
 
 
-def render(runs: list[dict]) -> str:
-    lines = ["# Recformer on this project's CPUs: fp32 vs bf16 autocast", "",
-             "Every run, the latest first. bf16 autocast is native on AMX / AVX512-BF16 CPUs and emulated elsewhere.", ""]
+def render(runs: list[dict], device: str = "cpu") -> str:
+    title = "this project's CPUs" if device == "cpu" else "a GPU"
+    lines = [f"# Recformer on {title}: fp32 vs bf16 autocast", "",
+             "Every run, the latest first. bf16 autocast is native on AMX / AVX512-BF16 CPUs and bf16 GPUs, and "
+             "emulated elsewhere.", ""]
     for record in reversed(runs):
         lines += render_run(record)
     return "\n".join(lines)
 
 
 def write(record: dict, fresh: bool, results: Path = RESULTS) -> None:
+    device = record.get("device", "cpu")
+    stem = "recformer-cpu" if device == "cpu" else "recformer-gpu"
     results.mkdir(parents=True, exist_ok=True)
-    path = results / "recformer-cpu.json"
+    path = results / f"{stem}.json"
     runs = [] if fresh or not path.exists() else json.loads(path.read_text())["runs"]
     runs.append(record)
     path.write_text(json.dumps({"runs": runs}, indent=2))
-    (results / "recformer-cpu.md").write_text(render(runs))
+    (results / f"{stem}.md").write_text(render(runs, device))
 
 
 def parse(argv=None):
@@ -263,6 +297,7 @@ def parse(argv=None):
     parser.add_argument("--plm_name", default=None, help="backbone (default: the packaged MiniLM)")
     parser.add_argument("--data_path", default=None, help="folder holding the dataset (default: the config's)")
     parser.add_argument("--results", default=str(RESULTS), help="where the JSON and Markdown go")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs")
     return parser.parse_args(argv)
 
 
