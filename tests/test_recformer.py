@@ -438,3 +438,43 @@ def test_train_budget_anneals_within_the_first_epoch_when_it_is_all_that_fits(bu
     assert trainer.planned_epochs == planned
     assert schedules[0] == 5 * steps and trainer.history[0]["train_s"] == pytest.approx(1000.0)
     assert rates == [(stage, 0.0) for stage, epochs in planned.items() if epochs]
+
+
+def test_a_native_longformer_checkpoint_is_a_backbone_by_local_path(text_data, tmp_path, in_tmp_cwd):
+    """plm_name = a Longformer folder (as a cached allenai/longformer-base-4096; here tiny and random): its weights
+    load as saved, its one token-type row becomes Recformer's four, max_token_num is bounded by its positions
+    (counted from pad + 1), the dense and Hugging Face attentions agree on it, and an epoch trains it."""
+    import sys
+
+    from transformers import LongformerModel
+
+    from conftest import REPO
+    from recbole_text.config import ConfigError
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from random_longformer import save_random_longformer
+
+    folder = save_random_longformer(tmp_path / "longformer", layers=2, hidden=32, heads=2, intermediate=64,
+                                    positions=130, window=8)
+    saved = LongformerModel.from_pretrained(str(folder), add_pooling_layer=False)
+    config = settings(text_data, plm_name=str(folder), max_token_num=128)
+    dense = build_job("Recformer", "c", config_dict=config, log=False)
+    backbone = dense.model.backbone
+    assert backbone.encoder.layer[0].attention.self.one_sided_attn_window_size == 8  # attention_window 16, not 8
+    types = backbone.embeddings.token_type_embeddings.weight
+    assert types.shape[0] == 4 and torch.equal(types, saved.embeddings.token_type_embeddings.weight.expand(4, -1))
+    assert torch.equal(backbone.encoder.layer[1].output.dense.weight, saved.encoder.layer[1].output.dense.weight)
+    with pytest.raises(ConfigError, match=r"max_token_num=129 must be in 2\.\.128"):
+        build_job("Recformer", "c", config_dict={**config, "max_token_num": 129}, loaders=False, with_trainer=False,
+                  log=False)
+    chunked = build_job("Recformer", "c", config_dict={**config, "attention_impl": "longformer"}, loaders=False,
+                        with_trainer=False, log=False).model
+    chunked.load_state_dict(dense.model.state_dict())
+    seq, length = torch.tensor([[3, 4, 5, 6, 7, 8, 9], [6, 0, 0, 0, 0, 0, 0]]), torch.tensor([7, 1])
+    with torch.no_grad():
+        expected = chunked.eval().encode_sequence(seq, length)
+        assert torch.allclose(dense.model.eval().encode_sequence(seq, length), expected, atol=1e-5)
+    start = backbone.encoder.layer[0].attention.self.query.weight.detach().clone()
+    dense.trainer.fit(dense.train_data, dense.valid_data, saved=False)
+    assert len(dense.trainer.history) == 1 and torch.isfinite(torch.tensor(dense.trainer.history[0]["train_loss"]))
+    assert not torch.equal(backbone.encoder.layer[0].attention.self.query.weight, start)
