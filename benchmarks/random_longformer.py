@@ -12,7 +12,10 @@ and code paths as with the real backbone, its accuracy not.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # recbole_text from this checkout when run as a script
 
 
 def save_random_longformer(folder, *, layers: int = 12, hidden: int = 768, heads: int = 12, intermediate: int = 3072,
