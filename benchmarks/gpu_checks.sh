@@ -97,10 +97,12 @@ case "${1:-}" in
   prepare) prepare ;;
   device)
     shift
+    steps="${*:-tests timing paper_timing scientific}"
+    for name in $steps; do
+      case $name in tests|timing|paper_timing|scientific) ;; *) echo "unknown step: $name" >&2; exit 2 ;; esac
+    done
     device_setup
-    for step in "${@:-tests timing paper_timing scientific}"; do
-      for name in $step; do "$name"; done
-    done ;;
+    for name in $steps; do "$name"; done ;;
   *) echo "usage: bash benchmarks/gpu_checks.sh prepare | device [tests] [timing] [paper_timing] [scientific]" >&2
      exit 2 ;;
 esac
