@@ -7,9 +7,10 @@
 #      gSASRec, UniSRec inductive and stock SASRec, seen / unseen test targets in the table;
 #   3. pretraining on Office + Instruments + Games (prefix rows, in-batch InfoNCE, bf16 autocast), then on Scientific:
 #      zero-shot (epochs=0) and inductive finetuning from the pretrained weights;
-#   3b. inductive from scratch again with a 1200 s budget;
+#   3b. inductive from scratch again with a 1200 s budget; long_prior: the same with popularity_prior=auto (β chosen
+#       on validation after training: the prior's comparison with Recformer's);
 #   4. an 8-trial ASHA sweep of properties/tune/UniSRec.yaml.
-# Steps can be run alone: bash benchmarks/unisrec_scientific.sh [scratch|cold|pretrain|sweep]...
+# Steps can be run alone: bash benchmarks/unisrec_scientific.sh [scratch|cold|long|long_prior|pretrain|sweep]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B="python benchmarks/run.py"
@@ -26,9 +27,16 @@ cold() {
   $B --dataset Scientific --models UniSRec --label_suffix=-inductive-cold -- $C --train_stage=inductive_ft $R
   $B --dataset Scientific --models SASRec --label_suffix=-cold -- $C --stopping_step=5 --time_budget_s=600 --show_progress=False
 }
+inductive_1200() {  # $1 label suffix, then overrides
+  local suffix=$1; shift
+  $B --dataset Scientific --models UniSRec --label_suffix=$suffix -- --train_stage=inductive_ft \
+     --stopping_step=5 --time_budget_s=1200 --show_progress=False "$@"
+}
 long() {  # the inductive run of scratch() was stopped by its 900 s budget with validation still rising
-  $B --dataset Scientific --models UniSRec --label_suffix=-inductive-long -- --train_stage=inductive_ft \
-     --stopping_step=5 --time_budget_s=1200 --show_progress=False
+  inductive_1200 -inductive-long
+}
+long_prior() {
+  inductive_1200 -inductive-long-prior --popularity_prior=auto
 }
 pretrain() {
   $B --dataset $PRE --models UniSRec --label_suffix=-pretrain --baseline=UniSRec-pretrain -- --train_stage=pretrain \

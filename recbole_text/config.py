@@ -11,6 +11,7 @@ A wrong value is one :class:`ConfigError` naming the setting, the value and the 
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -51,6 +52,10 @@ def check_settings(final: dict, model_class) -> None:
         value = final.get(name)
         if value is not None and value not in allowed:
             raise ConfigError(f"{name}={value!r} is not one of {', '.join(map(str, allowed))}")
+    prior = final.get("popularity_prior")
+    if prior is not None and prior != "auto" and (isinstance(prior, bool) or not isinstance(prior, (int, float))
+                                                  or not math.isfinite(prior) or prior < 0):
+        raise ConfigError(f"popularity_prior={prior!r} must be a number ≥ 0 or auto")
     held_out = final.get("cold_start_items") or 0.0
     if not is_share(held_out):
         raise ConfigError(f"cold_start_items={held_out!r} must be a share of the catalogue in [0, 1)")

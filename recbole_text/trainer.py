@@ -44,6 +44,7 @@ from time import perf_counter
 from recbole_text.compat import CheckpointError, load_checkpoint, plain, save_checkpoint
 
 LR_SCHEDULERS = ("constant", "linear")
+PRIOR_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)  # popularity_prior: auto tries these β
 
 
 def _load_libc():
@@ -648,6 +649,34 @@ class SafeCheckpointMixin:
                                                     if rows[group] else {})}
                     for group, collector in groups.items()}
         return whole, by_group
+
+    def choose_popularity_prior(self, valid_data, grid=PRIOR_GRID) -> dict[float, float]:
+        """``popularity_prior: auto``: ``valid_metric`` on ``valid_data`` for every β of ``grid``, from one pass
+        (the model scores each batch once; β's scores add ``β·log(1 + n_i)``, history excluded as in evaluate()).
+        Sets the model's β to the best (the smallest among ties) and returns ``{β: valid_metric}``."""
+        import copy
+
+        import torch
+
+        model = self.model.eval()
+        model.popularity_prior = 0.0
+        self.tot_item_num = valid_data._dataset.item_num
+        collectors = {beta: copy.deepcopy(self.eval_collector) for beta in grid}
+        with torch.no_grad():
+            for batched_data in valid_data:
+                interaction, scores, positive_u, positive_i = self._full_sort_batch_eval(batched_data)
+                for beta, collector in collectors.items():
+                    collector.eval_batch_collect(scores + beta * model.log_popularity, interaction, positive_u,
+                                                 positive_i)
+        found = {}
+        for beta, collector in collectors.items():
+            collector.model_collect(model)
+            found[beta] = float(self.evaluator.evaluate(collector.get_data_struct())[self.valid_metric])
+        sign = 1 if self.valid_metric_bigger else -1
+        model.popularity_prior = max(grid, key=lambda beta: (sign * found[beta], -beta))
+        self.logger.info(f"popularity_prior: β = {model.popularity_prior} on validation ({self.valid_metric}: "
+                         + ", ".join(f"{beta}: {value:.4f}" for beta, value in found.items()) + ")")
+        return found
 
     def _full_sort_batch_eval(self, batched_data):
         interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(batched_data)

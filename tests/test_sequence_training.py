@@ -438,3 +438,70 @@ def test_two_epochs_on_ml100k_text_through_the_cli(model, extra, in_tmp_cwd, cap
     assert record["epochs_run"] == 2 and record["model"] == model
     assert record["test_result"]["recall@50"] > 0.0
     assert (in_tmp_cwd / "r-calibration.png").is_file()
+
+
+def write_skewed_dataset(root, name: str = "skewed", users: int = 80, items: int = 80, length: int = 8):
+    """Sequences drawn from a Zipf-like item distribution, so that item popularity is worth something."""
+    from recbole_text.data.atomic import write_atomic_file
+
+    rng = np.random.default_rng(0)
+    weights = 1 / np.arange(1, items + 1)
+    drawn = rng.choice(items, size=(users, length), p=weights / weights.sum()) + 1
+    rows = [(f"u{u}", f"i{drawn[u, t]}", u * 100 + t) for u in range(users) for t in range(length)]
+    write_atomic_file(root / name / f"{name}.inter", [("user_id", "token"), ("item_id", "token"),
+                                                      ("timestamp", "float")], rows)
+    return root
+
+
+def test_popularity_prior_adds_beta_log_training_counts_at_inference_only(tmp_path, in_tmp_cwd):
+    from recbole_text.registry import get_model
+
+    config = TextConfig("SeqSASRec", "skewed", config_dict={**FAST, "data_path": str(write_skewed_dataset(tmp_path)),
+                                                            "popularity_prior": 0.5})
+    train, _, _ = data_preparation(config, create_dataset(config))
+    model, batch = get_model("SeqSASRec")(config, train._dataset).eval(), next(iter(train))
+    counts = torch.bincount(train._dataset.inter_feat["item_id"], minlength=model.n_items).float()
+    assert counts[1:].max() > 3 * counts[1:].min() and torch.equal(model.log_popularity, torch.log1p(counts))
+    assert "log_popularity" not in model.state_dict()  # the dataset's, not the checkpoint's
+    with torch.no_grad():
+        full, picked, loss = model.full_sort_predict(batch), model.predict(batch), model.calculate_loss(batch)
+        model.popularity_prior = 0.0
+        assert torch.allclose(full, model.full_sort_predict(batch) + 0.5 * torch.log1p(counts), atol=1e-5)
+        assert torch.equal(model.calculate_loss(batch), loss)  # training does not see the prior
+    assert torch.allclose(picked, full[torch.arange(len(picked)), batch["item_id"]], atol=1e-5)
+
+
+def test_auto_popularity_prior_is_chosen_on_validation_in_one_pass(tmp_path, in_tmp_cwd):
+    from recbole_text.job import build_job
+    from recbole_text.trainer import PRIOR_GRID
+
+    settings = {**FAST, "data_path": str(write_skewed_dataset(tmp_path)), "popularity_prior": "auto", "epochs": 2}
+    job = build_job("SeqSASRec", "skewed", config_dict=settings, log=False)
+    job.trainer.fit(job.train_data, job.valid_data, saved=False)
+    assert job.model.popularity_prior == 0.0  # auto trains and validates without the prior
+    found = job.trainer.choose_popularity_prior(job.valid_data)
+    assert list(found) == list(PRIOR_GRID) and len(set(found.values())) > 1  # β changes the ranking here
+    best = job.model.popularity_prior
+    assert found[best] == max(found.values()) and best == min(b for b, v in found.items() if v == found[best])
+    for beta in (0.0, best, 3.0):  # the one pass gives what evaluate() gives at each β
+        job.model.popularity_prior = beta
+        assert job.trainer.evaluate(job.valid_data, load_best_model=False)["ndcg@10"] == pytest.approx(found[beta],
+                                                                                                       abs=1e-4)
+    result = run("SeqSASRec", "skewed", config_dict=settings)  # tests the best epoch's weights
+    recorded = result["popularity_prior"]
+    assert list(recorded["valid"]) == list(PRIOR_GRID)
+    assert recorded["valid"][recorded["beta"]] == max(recorded["valid"].values()) > recorded["valid"][0.0]
+    from recbole_text.compat import load_checkpoint
+    from recbole_text.recommend import Recommender
+
+    assert load_checkpoint(result["checkpoint"])["settings"]["popularity_prior"] == recorded["beta"]
+    served = Recommender.from_checkpoint(result["checkpoint"])  # scores as the test did
+    assert served.model.popularity_prior == recorded["beta"] and served.model.log_popularity.max() > 0
+
+
+@pytest.mark.parametrize("bad", [-0.5, "high", True, float("nan")])
+def test_a_popularity_prior_that_is_not_a_weight_or_auto_is_refused(bad, tiny_data):
+    from recbole_text.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"popularity_prior=.* must be a number ≥ 0 or auto"):
+        TextConfig("SeqSASRec", "tiny", config_dict={**FAST, "data_path": str(tiny_data), "popularity_prior": bad})
