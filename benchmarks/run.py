@@ -74,6 +74,9 @@ def run_one(model: str, dataset: str, label: str, overrides: list[str], results:
     png = record_path.with_suffix(".png")
     if png.exists():
         shutil.copy(png, results / f"{dataset}-{label}.png")
+    prior_png = record_path.with_name(record_path.stem + "-prior.png")  # popularity_prior: auto
+    if prior_png.exists():
+        shutil.copy(prior_png, results / f"{dataset}-{label}-prior.png")
     return record
 
 

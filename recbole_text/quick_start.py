@@ -225,12 +225,15 @@ def machine_description() -> str:
 
 
 def write_run_record(result: dict, path) -> None:
-    """The run as JSON, and its training curve (loss and validation metric per epoch) as ``<path>.png``."""
+    """The run as JSON, its training curve (loss and validation metric per epoch) as ``<path>.png`` and, with
+    ``popularity_prior: auto``, the validation metric of every β tried as ``<path>-prior.png``."""
     path = Path(path)
     with atomic_write(path) as f:
         json.dump(result, f, indent=2)
     if result["history"]:
         plot_training_curve(result, path.with_suffix(".png"))
+    if result.get("popularity_prior"):
+        plot_prior(result, path.with_name(path.stem + "-prior.png"))
     if result.get("calibration"):
         from recbole_text.evaluation.calibration import write_calibration_report
 
@@ -251,6 +254,27 @@ def plot_training_curve(result: dict, png_path) -> None:
     validated = [r for r in result["history"] if r["valid_score"] is not None]
     metric_ax.plot([r["epoch"] for r in validated], [r["valid_score"] for r in validated], marker="o", color="tab:green")
     metric_ax.set(xlabel="epoch", ylabel=f"valid {result['valid_metric']}", title="validation")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+
+
+def plot_prior(result: dict, png_path) -> None:
+    """Validation metric against the popularity prior's β (``popularity_prior: auto``), the chosen β marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    prior = result["popularity_prior"]
+    betas = sorted(float(beta) for beta in prior["valid"])
+    values = {float(beta): value for beta, value in prior["valid"].items()}
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(betas, [values[beta] for beta in betas], marker="o")
+    ax.axvline(prior["beta"], color="tab:green", linestyle="--", label=f"chosen β = {prior['beta']}")
+    ax.set(xlabel="β of β·log(1 + n_i)", ylabel=f"valid {result['valid_metric']}",
+           title=f"{result['model']} on {result['dataset']}: popularity prior")
+    ax.legend()
     fig.tight_layout()
     fig.savefig(png_path, dpi=100)
     plt.close(fig)

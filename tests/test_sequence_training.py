@@ -487,8 +487,9 @@ def test_auto_popularity_prior_is_chosen_on_validation_in_one_pass(tmp_path, in_
         job.model.popularity_prior = beta
         assert job.trainer.evaluate(job.valid_data, load_best_model=False)["ndcg@10"] == pytest.approx(found[beta],
                                                                                                        abs=1e-4)
-    result = run("SeqSASRec", "skewed", config_dict=settings)  # tests the best epoch's weights
-    recorded = result["popularity_prior"]
+    result = run("SeqSASRec", "skewed", config_dict=settings, result_file=str(tmp_path / "run.json"))
+    recorded = result["popularity_prior"]  # of the best epoch's weights
+    assert (tmp_path / "run-prior.png").stat().st_size > 0
     assert list(recorded["valid"]) == list(PRIOR_GRID)
     assert recorded["valid"][recorded["beta"]] == max(recorded["valid"].values()) > recorded["valid"][0.0]
     from recbole_text.compat import load_checkpoint
