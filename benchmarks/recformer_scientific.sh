@@ -32,6 +32,8 @@
 #            on the Xeon): resumable over sittings, RESUME=<its resume point> continues it (row Recformer-prefix-full)
 #   prefix_full_stage2  CKPT=<prefix_full's best checkpoint>: one stage-2 epoch from it, stage 1 not redone
 #            (row Recformer-prefix-full-stage2)
+#   logit_adjusted_stage2  CKPT=<prefix_full's best checkpoint>: prefix_full_stage2 with the prior in the training
+#            loss (train_popularity_prior=0.75) and popularity_prior=auto (row Recformer-prefix-full-stage2-logit-adjusted)
 #   prior    CKPT=<a finetuned checkpoint> (default prefix_full_stage2's): popularity_prior=auto, β chosen on
 #            validation, no training (row Recformer-prefix-full-stage2-prior)
 #   hour_prior  CKPT=<the main step's checkpoint>: the same on the used-by run's weights (row Recformer-hour-prior)
@@ -47,7 +49,7 @@
 #            528 (row Recformer-prefix-grouped-no-attention-dropout-1-epoch)
 #   cold     the cold-start protocol of the UniSRec benchmarks (a seeded 10% of the items held out of training,
 #            kept in valid/test), 1 + 1 epochs: what a sitting allows in fp32 (results/Scientific.md, seen/unseen)
-# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|temperature|tokens|cpu|own|own_hour|pretrain|finetune|pretrain_long|prefix|prefix_long|prefix_epoch|grouped_epoch|grouped_tokens|prefix_full|prefix_full_stage2|prior|hour_prior|pretrained_prefix|backbone_zero_shot|pooling|seed|attention_dropout|grouped_attention_dropout|cold]...
+# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|temperature|tokens|cpu|own|own_hour|pretrain|finetune|pretrain_long|prefix|prefix_long|prefix_epoch|grouped_epoch|grouped_tokens|prefix_full|prefix_full_stage2|logit_adjusted_stage2|prior|hour_prior|pretrained_prefix|backbone_zero_shot|pooling|seed|attention_dropout|grouped_attention_dropout|cold]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B="python benchmarks/run.py"
@@ -148,6 +150,13 @@ prefix_full_stage2() {  # one stage-2 epoch from prefix_full's best checkpoint C
   cp "$CKPT" $from  # --epochs=1: any checkpoint's epoch + 1 is at least 1, so no stage-1 epoch is left
   $B --dataset Scientific --models Recformer --label_suffix=-prefix-full-stage2 -- --train_strategy=prefix \
      --group_by_length=True --epochs=1 --stage2_epochs=1 --train_budget_s=~ --resume=$from
+}
+logit_adjusted_stage2() {  # prefix_full_stage2 with train_popularity_prior=0.75 (the β auto chose for its weights):
+  local from=saved/Recformer-logit-adjusted-stage1.pth  # the stage-2 epoch learns what popularity leaves
+  cp "${CKPT:?set CKPT to prefix_full s best checkpoint}" $from
+  $B --dataset Scientific --models Recformer --label_suffix=-prefix-full-stage2-logit-adjusted -- --train_strategy=prefix \
+     --group_by_length=True --epochs=1 --stage2_epochs=1 --train_budget_s=~ --resume=$from \
+     --train_popularity_prior=0.75 --popularity_prior=auto
 }
 prior_row() {  # $1 a finetuned checkpoint, $2 label suffix: popularity_prior=auto (β chosen on validation), no training
   $B --dataset Scientific --models Recformer --label_suffix=$2 -- --epochs=0 --resume=$1 --popularity_prior=auto

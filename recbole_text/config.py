@@ -44,6 +44,11 @@ def is_share(value) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float)) and 0.0 <= value < 1.0
 
 
+def is_weight(value) -> bool:
+    """A finite number ≥ 0 (a bool is not one)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+
+
 def check_settings(final: dict, model_class) -> None:
     """Raise :class:`ConfigError` for an enumerated setting outside its allowed values, or a training strategy
     the model does not support."""
@@ -53,9 +58,11 @@ def check_settings(final: dict, model_class) -> None:
         if value is not None and value not in allowed:
             raise ConfigError(f"{name}={value!r} is not one of {', '.join(map(str, allowed))}")
     prior = final.get("popularity_prior")
-    if prior is not None and prior != "auto" and (isinstance(prior, bool) or not isinstance(prior, (int, float))
-                                                  or not math.isfinite(prior) or prior < 0):
+    if prior is not None and prior != "auto" and not is_weight(prior):
         raise ConfigError(f"popularity_prior={prior!r} must be a number ≥ 0 or auto")
+    train_prior = final.get("train_popularity_prior")
+    if train_prior is not None and not is_weight(train_prior):
+        raise ConfigError(f"train_popularity_prior={train_prior!r} must be a number ≥ 0")
     held_out = final.get("cold_start_items") or 0.0
     if not is_share(held_out):
         raise ConfigError(f"cold_start_items={held_out!r} must be a share of the catalogue in [0, 1)")

@@ -506,3 +506,29 @@ def test_a_popularity_prior_that_is_not_a_weight_or_auto_is_refused(bad, tiny_da
 
     with pytest.raises(ConfigError, match=r"popularity_prior=.* must be a number ≥ 0 or auto"):
         TextConfig("SeqSASRec", "tiny", config_dict={**FAST, "data_path": str(tiny_data), "popularity_prior": bad})
+
+
+def test_train_popularity_prior_is_the_softmax_loss_of_prior_adjusted_scores(tmp_path, in_tmp_cwd):
+    from recbole_text.registry import get_model
+
+    settings = {**FAST, "data_path": str(write_skewed_dataset(tmp_path)), "train_strategy": "prefix",
+                "train_popularity_prior": 0.75, "popularity_prior": "auto"}
+    config = TextConfig("SeqSASRec", "skewed", config_dict=settings)
+    train, _, _ = data_preparation(config, create_dataset(config))
+    model, batch = get_model("SeqSASRec")(config, train._dataset).eval(), next(iter(train))
+    assert model.popularity_prior == 0.75  # auto validates with the training loss's β until it chooses
+    with torch.no_grad():
+        adjusted = model.full_sort_predict(batch)  # score + 0.75·log(1 + n_i)
+        adjusted[:, 0] = float("-inf")
+        expected = F.cross_entropy(adjusted, batch["item_id"])
+        assert model.calculate_loss(batch) == pytest.approx(float(expected), abs=1e-5)
+        model.train_popularity_prior = 0.0
+        assert model.calculate_loss(batch) != pytest.approx(float(expected), abs=1e-3)  # the prior mattered
+
+
+@pytest.mark.parametrize("bad", [-1, "auto", False])
+def test_a_train_popularity_prior_that_is_not_a_weight_is_refused(bad, tiny_data):
+    from recbole_text.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"train_popularity_prior=.* must be a number ≥ 0"):
+        TextConfig("SeqSASRec", "tiny", config_dict={**FAST, "data_path": str(tiny_data), "train_popularity_prior": bad})

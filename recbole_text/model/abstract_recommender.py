@@ -48,6 +48,11 @@ API serves it; items added at inference have ``n_i = 0``). Cosine scores
 (Recformer, UniSRec) carry no popularity at all, since every item's vector has the same norm: on Scientific a
 finetuned Recformer validated at NDCG@10 0.0627 with β = 0 and 0.0757 with β = 0.75. ``popularity_prior: auto``
 chooses β on validation after training (:meth:`recbole_text.trainer.SafeCheckpointMixin.choose_popularity_prior`).
+
+``train_popularity_prior`` (β_t ≥ 0, default 0) puts the prior inside the training loss as well (logit adjustment,
+Menon et al., ICLR'21): every loss sees ``score(t, i) + β_t·log(1 + n_i)``, so the encoder learns what popularity
+does not already explain. Its scores then need the prior back at inference: ``popularity_prior: auto`` validates
+with β = β_t until it has chosen, and a fixed ``popularity_prior`` is used as given (0: the popularity-free part).
 """
 from __future__ import annotations
 
@@ -95,8 +100,10 @@ class SequenceLossRecommender(SequentialRecommender):
         self.item_bias = None
         if config["item_bias"]:
             self.item_bias = nn.Parameter(torch.full((self.n_items,), -math.log(max(self.n_items - 2, 1))))
+        self.train_popularity_prior = float(config["train_popularity_prior"] or 0.0)
         prior = config["popularity_prior"]
-        self.popularity_prior = 0.0 if prior in (None, "auto") else float(prior)  # auto: 0 until chosen
+        # auto: the training loss's β until β is chosen on validation
+        self.popularity_prior = self.train_popularity_prior if prior == "auto" else float(prior or 0.0)
         items = dataset.inter_feat[dataset.iid_field]  # a tensor, or a pandas column before RecBole's loaders
         items = items if isinstance(items, torch.Tensor) else torch.from_numpy(items.to_numpy())
         counts = torch.bincount(items.long(), minlength=self.n_items)
@@ -161,6 +168,10 @@ class SequenceLossRecommender(SequentialRecommender):
 
     def loss(self, states: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         states, embeddings = self.scoring_states(states), self.scoring_table()
+        if self.train_popularity_prior:  # one more column, as item_bias: every loss sees score + β_t·log(1 + n_i)
+            states = torch.cat([states, torch.ones_like(states[..., :1])], dim=-1)
+            prior = self.train_popularity_prior * self.log_popularity[:, None].to(embeddings.dtype)
+            embeddings = torch.cat([embeddings, prior], dim=-1)
         if self.loss_type == "CE":
             return losses.softmax_ce(states, targets, embeddings)
         if self.loss_type == "BCE":
