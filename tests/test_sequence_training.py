@@ -500,6 +500,19 @@ def test_auto_popularity_prior_is_chosen_on_validation_in_one_pass(tmp_path, in_
     assert served.model.popularity_prior == recorded["beta"] and served.model.log_popularity.max() > 0
 
 
+def test_a_sweep_best_trial_chooses_the_prior_as_run_does(tmp_path, in_tmp_cwd):
+    from recbole_text.tune import evaluate_best
+
+    settings = {**FAST, "data_path": str(write_skewed_dataset(tmp_path)), "popularity_prior": "auto", "epochs": 2}
+    ran = run("SeqSASRec", "skewed", config_dict={**settings, "popularity_prior": 0.0})  # its checkpoint keeps β = 0
+    spec = {"model": "SeqSASRec", "dataset": "skewed", "config_files": None, "overrides": settings}
+    best = evaluate_best(spec, {}, ran["checkpoint"])
+    chosen = best["popularity_prior"]
+    assert chosen["beta"] > 0 and chosen["valid"][chosen["beta"]] > chosen["valid"][0.0] == ran["best_valid_score"]
+    assert best["valid_result"]["ndcg@10"] == pytest.approx(chosen["valid"][chosen["beta"]], abs=1e-4)
+    assert best["test_result"]["ndcg@10"] != pytest.approx(ran["test_result"]["ndcg@10"], abs=1e-4)
+
+
 @pytest.mark.parametrize("bad", [-0.5, "high", True, float("nan")])
 def test_a_popularity_prior_that_is_not_a_weight_or_auto_is_refused(bad, tiny_data):
     from recbole_text.config import ConfigError

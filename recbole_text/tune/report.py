@@ -202,6 +202,8 @@ def sweep_markdown(summary: dict, spec: dict, plots: dict) -> str:
         lines += [(f"- trial: `{best['trial']}`, best {metric}: {best[f'best_{metric}']:.4f} at epoch "
                    f"{best['best_epoch']} of {best['epochs_run']}"),
                   f"- config: `{json.dumps(best['config'])}`"]
+        if best.get("popularity_prior"):
+            lines.append(f"- popularity_prior: auto chose β = {best['popularity_prior']['beta']} on validation")
         if best.get("test_result"):
             lines.append("- test (best checkpoint): " + ", ".join(f"{k} {v:.4f}" for k, v in best["test_result"].items()))
     else:

@@ -84,14 +84,22 @@ def train_trial(params: dict, spec: dict) -> None:
 
 
 def evaluate_best(spec: dict, params: dict, weights: str) -> dict:
-    """Validation and test metrics of one configuration's best weights (the same job as its trial)."""
+    """Validation and test metrics of one configuration's best weights (the same job as its trial). With
+    ``popularity_prior: auto`` β is chosen here, on validation, for these weights (trials validate with β_t)."""
     from recbole_text.job import build_job
+    from recbole_text.quick_start import choose_prior
 
     overrides = {**spec["overrides"], **params, "show_progress": False, "gpu_id": "",
                  "checkpoint_dir": os.path.dirname(weights)}
     job = build_job(spec["model"], spec["dataset"], spec["config_files"], overrides, log=False)
     job.trainer.eval_collector.data_collect(job.train_data)  # popularity counts of beyond-accuracy metrics
     valid = job.trainer.evaluate(job.valid_data, load_best_model=True, model_file=weights)
+    found = choose_prior(job, own_checkpoint=None)
+    if found:
+        valid = job.trainer.evaluate(job.valid_data, load_best_model=False)
     test = job.trainer.evaluate(job.test_data, load_best_model=False)
-    return {"valid_result": {k: float(v) for k, v in valid.items()},
-            "test_result": {k: float(v) for k, v in test.items()}}
+    result = {"valid_result": {k: float(v) for k, v in valid.items()},
+              "test_result": {k: float(v) for k, v in test.items()}}
+    if found:
+        result["popularity_prior"] = {"beta": job.model.popularity_prior, "valid": found}
+    return result
