@@ -3,6 +3,7 @@
 #   main     the used-by command on Scientific (UniSRec's split), the CPU profile of Recformer.yaml:
 #            python run_recbole_text.py --model=Recformer --dataset=Scientific  (5 + 2 epochs planned into
 #            train_budget_s = 55 min; row Recformer-hour of results/Scientific.md)
+#   hour_auto  the used-by command again on the profile of 2026-12-08 (popularity_prior: auto; row Recformer-hour-auto)
 #   amx      on an AMX machine: the used-by command (row Recformer-hour-amx) and one 128-token epoch, the
 #            same-machine comparison for the tokens step (row Recformer-1-epoch-amx)
 #   full     the same without the time plan: all 5 + 2 epochs (row Recformer)
@@ -49,7 +50,7 @@
 #            528 (row Recformer-prefix-grouped-no-attention-dropout-1-epoch)
 #   cold     the cold-start protocol of the UniSRec benchmarks (a seeded 10% of the items held out of training,
 #            kept in valid/test), 1 + 1 epochs: what a sitting allows in fp32 (results/Scientific.md, seen/unseen)
-# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|amx|full|attributes|learning_rate|temperature|tokens|cpu|own|own_hour|pretrain|finetune|pretrain_long|prefix|prefix_long|prefix_epoch|grouped_epoch|grouped_tokens|prefix_full|prefix_full_stage2|logit_adjusted_stage2|prior|hour_prior|pretrained_prefix|backbone_zero_shot|pooling|seed|attention_dropout|grouped_attention_dropout|cold]...
+# Steps can be run alone: bash benchmarks/recformer_scientific.sh [main|hour_auto|amx|full|attributes|learning_rate|temperature|tokens|cpu|own|own_hour|pretrain|finetune|pretrain_long|prefix|prefix_long|prefix_epoch|grouped_epoch|grouped_tokens|prefix_full|prefix_full_stage2|logit_adjusted_stage2|prior|hour_prior|pretrained_prefix|backbone_zero_shot|pooling|seed|attention_dropout|grouped_attention_dropout|cold]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B="python benchmarks/run.py"
@@ -65,6 +66,9 @@ used_by() {  # $1 label suffix: the used-by command as a user types it, its 5 + 
 }
 main() {
   used_by -hour
+}
+hour_auto() {  # the used-by command once its profile chose the popularity prior itself (popularity_prior: auto)
+  used_by -hour-auto
 }
 full() {  # the CPU profile's 5 + 2 epochs without the time plan
   $B --dataset Scientific --models Recformer -- --train_budget_s=~

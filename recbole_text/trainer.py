@@ -614,39 +614,32 @@ class SafeCheckpointMixin:
 
     def evaluate_with_target_groups(self, eval_data, seen_items) -> tuple[dict, dict]:
         """``(metrics of all rows, as evaluate() gives them; evaluate_by_target's groups)`` from one pass over
-        ``eval_data``: the scores of a text model's evaluation are its costliest part. Each group gets its own
-        copy of the collector (which holds the training statistics the beyond-accuracy metrics need)."""
-        import copy
-
+        ``eval_data``: the scores of a text model's evaluation are its costliest part."""
         import torch
 
-        self.model.eval()
-        self.tot_item_num = eval_data._dataset.item_num
-        groups = {"seen": copy.deepcopy(self.eval_collector), "unseen": copy.deepcopy(self.eval_collector)}
+        groups = {"seen": self._collector_copy(), "unseen": self._collector_copy()}
         rows = dict.fromkeys(groups, 0)
         seen_items = seen_items.to(self.device)
-        with torch.no_grad():
-            for batched_data in eval_data:
-                interaction, scores, positive_u, positive_i = self._full_sort_batch_eval(batched_data)
-                self.eval_collector.eval_batch_collect(scores, interaction, positive_u, positive_i)
-                positive_u, positive_i = positive_u.to(scores.device), positive_i.to(scores.device)
-                row_seen = torch.zeros(len(scores), dtype=torch.bool, device=scores.device)
-                row_seen[positive_u] = seen_items[positive_i]  # sequential evaluation: one target per row
-                for group, in_group in (("seen", row_seen), ("unseen", ~row_seen)):
-                    index = in_group.nonzero().squeeze(1)
-                    if not len(index):
-                        continue
-                    renumbered = torch.full((len(scores),), -1, dtype=torch.long, device=scores.device)
-                    renumbered[index] = torch.arange(len(index), device=scores.device)
-                    keep = in_group[positive_u]
-                    groups[group].eval_batch_collect(scores[index], interaction[index.cpu()],
-                                                     renumbered[positive_u[keep]], positive_i[keep])
-                    rows[group] += len(index)
-        self.eval_collector.model_collect(self.model)
-        whole = self.evaluator.evaluate(self.eval_collector.get_data_struct())
-        by_group = {group: {"rows": rows[group], **({k: float(v) for k, v in
-                                                     self.evaluator.evaluate(collector.get_data_struct()).items()}
-                                                    if rows[group] else {})}
+
+        def collect(interaction, scores, positive_u, positive_i):
+            self.eval_collector.eval_batch_collect(scores, interaction, positive_u, positive_i)
+            positive_u, positive_i = positive_u.to(scores.device), positive_i.to(scores.device)
+            row_seen = torch.zeros(len(scores), dtype=torch.bool, device=scores.device)
+            row_seen[positive_u] = seen_items[positive_i]  # sequential evaluation: one target per row
+            for group, in_group in (("seen", row_seen), ("unseen", ~row_seen)):
+                index = in_group.nonzero().squeeze(1)
+                if not len(index):
+                    continue
+                renumbered = torch.full((len(scores),), -1, dtype=torch.long, device=scores.device)
+                renumbered[index] = torch.arange(len(index), device=scores.device)
+                keep = in_group[positive_u]
+                groups[group].eval_batch_collect(scores[index], interaction[index.cpu()],
+                                                 renumbered[positive_u[keep]], positive_i[keep])
+                rows[group] += len(index)
+
+        self._full_sort_pass(eval_data, collect)
+        whole = self._collected_metrics(self.eval_collector)
+        by_group = {group: {"rows": rows[group], **(self._collected_metrics(collector) if rows[group] else {})}
                     for group, collector in groups.items()}
         return whole, by_group
 
@@ -654,29 +647,42 @@ class SafeCheckpointMixin:
         """``popularity_prior: auto``: ``valid_metric`` on ``valid_data`` for every β of ``grid``, from one pass
         (the model scores each batch once; β's scores add ``β·log(1 + n_i)``, history excluded as in evaluate()).
         Sets the model's β to the best (the smallest among ties) and returns ``{β: valid_metric}``."""
-        import copy
-
-        import torch
-
-        model = self.model.eval()
+        model = self.model
         model.popularity_prior = 0.0
-        self.tot_item_num = valid_data._dataset.item_num
-        collectors = {beta: copy.deepcopy(self.eval_collector) for beta in grid}
-        with torch.no_grad():
-            for batched_data in valid_data:
-                interaction, scores, positive_u, positive_i = self._full_sort_batch_eval(batched_data)
-                for beta, collector in collectors.items():
-                    collector.eval_batch_collect(scores + beta * model.log_popularity, interaction, positive_u,
-                                                 positive_i)
-        found = {}
-        for beta, collector in collectors.items():
-            collector.model_collect(model)
-            found[beta] = float(self.evaluator.evaluate(collector.get_data_struct())[self.valid_metric])
+        collectors = {beta: self._collector_copy() for beta in grid}
+
+        def collect(interaction, scores, positive_u, positive_i):
+            for beta, collector in collectors.items():
+                collector.eval_batch_collect(scores + beta * model.log_popularity, interaction, positive_u, positive_i)
+
+        self._full_sort_pass(valid_data, collect)
+        found = {beta: self._collected_metrics(collector)[self.valid_metric] for beta, collector in collectors.items()}
         sign = 1 if self.valid_metric_bigger else -1
         model.popularity_prior = max(grid, key=lambda beta: (sign * found[beta], -beta))
         self.logger.info(f"popularity_prior: β = {model.popularity_prior} on validation ({self.valid_metric}: "
                          + ", ".join(f"{beta}: {value:.4f}" for beta, value in found.items()) + ")")
         return found
+
+    def _collector_copy(self):
+        """A fresh copy of the collector: it holds the training statistics beyond-accuracy metrics need."""
+        import copy
+
+        return copy.deepcopy(self.eval_collector)
+
+    def _full_sort_pass(self, eval_data, collect) -> None:
+        """Score ``eval_data`` once, without gradients, as evaluate() does (history excluded): every batch's
+        ``(interaction, scores, positive_u, positive_i)`` goes to ``collect``."""
+        import torch
+
+        self.model.eval()
+        self.tot_item_num = eval_data._dataset.item_num
+        with torch.no_grad():
+            for batched_data in eval_data:
+                collect(*self._full_sort_batch_eval(batched_data))
+
+    def _collected_metrics(self, collector) -> dict[str, float]:
+        collector.model_collect(self.model)
+        return {key: float(value) for key, value in self.evaluator.evaluate(collector.get_data_struct()).items()}
 
     def _full_sort_batch_eval(self, batched_data):
         interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(batched_data)
