@@ -174,7 +174,7 @@ def train_worker(job: dict, report=None) -> dict | None:
     import torch.distributed as dist
 
     from recbole_text.job import build_job
-    from recbole_text.quick_start import summarize, train_stages
+    from recbole_text.quick_start import choose_prior, summarize, train_stages
     from recbole_text.registry import get_base_trainer
 
     started = perf_counter()
@@ -203,8 +203,13 @@ def train_worker(job: dict, report=None) -> dict | None:
     if rank != 0:
         return None
     trainer.discard_resume_point()
-    test_result = trainer.evaluate(built.test_data, load_best_model=saved, show_progress=False)
+    if saved:
+        trainer.load_best_model()
+    prior_scores = choose_prior(built, own_checkpoint=trainer.saved_model_file if saved else None)  # rank 0 alone
+    test_result = trainer.evaluate(built.test_data, load_best_model=False, show_progress=False)
     result = summarize(config, trainer, best_score, best_result, test_result, perf_counter() - started)
+    if prior_scores:
+        result["popularity_prior"] = {"beta": built.model.popularity_prior, "valid": prior_scores}
     train_s = [r["train_s"] for r in trainer.history]
     result.update(
         num_workers=world,

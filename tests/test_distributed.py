@@ -65,7 +65,7 @@ def free_port() -> int:
 def test_one_worker_is_exactly_single_process_training(tiny_data, in_tmp_cwd):
     import torch.distributed as dist
 
-    settings = {**SETTINGS, "data_path": str(tiny_data)}
+    settings = {**SETTINGS, "data_path": str(tiny_data), "popularity_prior": "auto"}
     single = run("SeqSASRec", "tiny", config_dict=dict(settings))
     threads = torch.get_num_threads()
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
@@ -80,6 +80,7 @@ def test_one_worker_is_exactly_single_process_training(tiny_data, in_tmp_cwd):
     assert worker["num_workers"] == 1 and worker["backend"] == "gloo"
     assert [h["train_loss"] for h in worker["history"]] == pytest.approx([h["train_loss"] for h in single["history"]],
                                                                          rel=1e-6)
+    assert worker["popularity_prior"] == single["popularity_prior"]  # β chosen on validation by rank 0, as run()
     assert worker["test_result"] == pytest.approx(single["test_result"], abs=1e-6)
 
 
