@@ -205,11 +205,11 @@ def train_worker(job: dict, report=None) -> dict | None:
     trainer.discard_resume_point()
     if saved:
         trainer.load_best_model()
-    prior_scores = choose_prior(built, own_checkpoint=trainer.saved_model_file if saved else None)  # rank 0 alone
+    prior = choose_prior(built, own_checkpoint=trainer.saved_model_file if saved else None)  # rank 0 alone
     test_result = trainer.evaluate(built.test_data, load_best_model=False, show_progress=False)
     result = summarize(config, trainer, best_score, best_result, test_result, perf_counter() - started)
-    if prior_scores:
-        result["popularity_prior"] = {"beta": built.model.popularity_prior, "valid": prior_scores}
+    if prior:
+        result["popularity_prior"] = prior
     train_s = [r["train_s"] for r in trainer.history]
     result.update(
         num_workers=world,

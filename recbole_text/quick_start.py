@@ -44,14 +44,14 @@ def run(
     trainer.epoch_callbacks.extend(epoch_callbacks)
 
     show = config["show_progress"]
-    prior_scores = None  # popularity_prior: auto → {β: valid metric}
+    prior = None  # popularity_prior: auto → {"beta": β, "valid": {β: valid metric}}
     if config["epochs"] == 0:  # evaluate the weights as built, e.g. a --pretrained model zero-shot
         if resume:
             trainer.resume_checkpoint(resume)
         trainer.eval_collector.data_collect(job.train_data)  # what fit() would have collected (popularity, …)
         best_valid_result = trainer.evaluate(job.valid_data, load_best_model=False, show_progress=show)
         best_valid_score = best_valid_result[config["valid_metric"].lower()]
-        prior_scores = choose_prior(job, own_checkpoint=None)  # the resumed file is the user's: not rewritten
+        prior = choose_prior(job, own_checkpoint=None)  # the resumed file is the user's: not rewritten
         test_result, by_target = evaluate_test(job, show)
     else:
         best_valid_score, best_valid_result = train_stages(job, saved, resume, show)
@@ -61,14 +61,14 @@ def run(
         else:
             if saved:
                 trainer.load_best_model()
-            prior_scores = choose_prior(job, own_checkpoint=trainer.saved_model_file if saved else None)
+            prior = choose_prior(job, own_checkpoint=trainer.saved_model_file if saved else None)
             test_result, by_target = evaluate_test(job, show)
         trainer.discard_resume_point()
     result = summarize(config, trainer, best_valid_score, best_valid_result, test_result, perf_counter() - started)
     if by_target is not None:
         result["test_by_target"] = by_target
-    if prior_scores:
-        result["popularity_prior"] = {"beta": job.model.popularity_prior, "valid": prior_scores}
+    if prior:
+        result["popularity_prior"] = prior
     if config["calibration_report"]:
         result["calibration"] = calibration_rows(config, job.model, job.test_data)
     logging.getLogger().info(f"test result: {result['test_result']}")
@@ -78,8 +78,8 @@ def run(
 
 
 def choose_prior(job, own_checkpoint: str | None) -> dict | None:
-    """``popularity_prior: auto``: β chosen on validation for the weights about to be tested (``{β: valid
-    metric}``; None without auto). The run's own checkpoint then records β as its setting, so that the
+    """``popularity_prior: auto``: β chosen on validation for the weights about to be tested, as the run record
+    keeps it (``{"beta": β, "valid": {β: valid metric}}``; None without auto). The run's own checkpoint then records β as its setting, so that the
     recommend API scores as the test did."""
     if job.config["popularity_prior"] != "auto":
         return None
@@ -93,7 +93,7 @@ def choose_prior(job, own_checkpoint: str | None) -> dict | None:
         checkpoint["config"]["popularity_prior"] = beta
         save_checkpoint(own_checkpoint, checkpoint.pop("model"),
                         {key: value for key, value in checkpoint.items() if key != "format"})
-    return found
+    return {"beta": job.model.popularity_prior, "valid": found}
 
 
 def evaluate_test(job, show: bool) -> tuple[dict, dict | None]:

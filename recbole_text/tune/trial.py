@@ -93,13 +93,12 @@ def evaluate_best(spec: dict, params: dict, weights: str) -> dict:
                  "checkpoint_dir": os.path.dirname(weights)}
     job = build_job(spec["model"], spec["dataset"], spec["config_files"], overrides, log=False)
     job.trainer.eval_collector.data_collect(job.train_data)  # popularity counts of beyond-accuracy metrics
-    valid = job.trainer.evaluate(job.valid_data, load_best_model=True, model_file=weights)
-    found = choose_prior(job, own_checkpoint=None)
-    if found:
-        valid = job.trainer.evaluate(job.valid_data, load_best_model=False)
+    job.trainer.load_best_model(weights)
+    prior = choose_prior(job, own_checkpoint=None)  # before validating, so valid_result is at the chosen β
+    valid = job.trainer.evaluate(job.valid_data, load_best_model=False)
     test = job.trainer.evaluate(job.test_data, load_best_model=False)
     result = {"valid_result": {k: float(v) for k, v in valid.items()},
               "test_result": {k: float(v) for k, v in test.items()}}
-    if found:
-        result["popularity_prior"] = {"beta": job.model.popularity_prior, "valid": found}
+    if prior:
+        result["popularity_prior"] = prior
     return result
